@@ -1,0 +1,92 @@
+//! The narrow SQL surface the engine is written against, so that one body of unit-of-work code
+//! serves every backend. Statements use numbered placeholders `?1, ?2, …` and only SQL that
+//! SQLite and PostgreSQL read alike (`ON CONFLICT`, `RETURNING`, conditional `UPDATE`).
+
+use crate::error::Result;
+
+/// A bound parameter or a returned column.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Value {
+    Null,
+    Int(i64),
+    Text(String),
+}
+
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Self::Int(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Self::Int(i64::from(v))
+    }
+}
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Self::Text(v.to_owned())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Self::Text(v)
+    }
+}
+impl From<&String> for Value {
+    fn from(v: &String) -> Self {
+        Self::Text(v.clone())
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Self::Null, Into::into)
+    }
+}
+
+/// One result row; columns are read by position, in the order the query selects them.
+#[derive(Debug, Clone)]
+pub struct Row(pub Vec<Value>);
+
+impl Row {
+    pub fn int(&self, i: usize) -> i64 {
+        self.opt_int(i).unwrap_or(0)
+    }
+
+    pub fn opt_int(&self, i: usize) -> Option<i64> {
+        match &self.0[i] {
+            Value::Int(v) => Some(*v),
+            Value::Text(t) => t.parse().ok(),
+            Value::Null => None,
+        }
+    }
+
+    pub fn text(&self, i: usize) -> String {
+        self.opt_text(i).unwrap_or_default()
+    }
+
+    pub fn opt_text(&self, i: usize) -> Option<String> {
+        match &self.0[i] {
+            Value::Text(t) => Some(t.clone()),
+            Value::Int(v) => Some(v.to_string()),
+            Value::Null => None,
+        }
+    }
+}
+
+/// A connection inside an open transaction.
+pub trait Sql {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
+    /// The database clock, in milliseconds since the epoch.
+    fn now_ms(&mut self) -> i64;
+
+    fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
+        Ok(self.query(sql, params)?.into_iter().next())
+    }
+}
+
+/// Builds a parameter slice: `args![sku, location, 3]`.
+#[macro_export]
+macro_rules! args {
+    ($($v:expr),* $(,)?) => { &[$($crate::sql::Value::from($v)),*][..] };
+}
