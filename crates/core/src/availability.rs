@@ -28,8 +28,6 @@ pub struct ChannelRules {
     pub max_quantity: Option<i64>,
     /// At or below this many units after buffers, the channel is shown 0.
     pub out_of_stock_threshold: i64,
-    /// Count kits over components pooled from every feeding location, instead of per location.
-    pub pool_kits_across_locations: bool,
 }
 
 impl Default for ChannelRules {
@@ -39,7 +37,6 @@ impl Default for ChannelRules {
             share_ppm: SHARE_WHOLE_PPM,
             max_quantity: None,
             out_of_stock_threshold: 0,
-            pool_kits_across_locations: false,
         }
     }
 }
@@ -55,7 +52,8 @@ pub fn ats(pool: i64, sku_buffer: i64, rules: &ChannelRules) -> i64 {
     if raw <= rules.out_of_stock_threshold {
         return 0;
     }
-    let shared = (i128::from(raw) * i128::from(rules.share_ppm) / i128::from(SHARE_WHOLE_PPM)) as i64;
+    let shared =
+        (i128::from(raw) * i128::from(rules.share_ppm) / i128::from(SHARE_WHOLE_PPM)) as i64;
     let capped = match rules.max_quantity {
         Some(max) => shared.min(max),
         None => shared,
@@ -68,7 +66,13 @@ pub fn ats(pool: i64, sku_buffer: i64, rules: &ChannelRules) -> i64 {
 pub fn kit_units_at(components: impl IntoIterator<Item = (i64, i64)>) -> i64 {
     components
         .into_iter()
-        .map(|(free, per_kit)| if per_kit <= 0 { 0 } else { free.max(0) / per_kit })
+        .map(|(free, per_kit)| {
+            if per_kit <= 0 {
+                0
+            } else {
+                free.max(0) / per_kit
+            }
+        })
         .min()
         .unwrap_or(0)
 }
@@ -84,7 +88,6 @@ mod tests {
             share_ppm,
             max_quantity: max,
             out_of_stock_threshold: threshold,
-            pool_kits_across_locations: false,
         }
     }
 

@@ -14,7 +14,9 @@ pub enum InvalidId {
         len: usize,
         max: usize,
     },
-    #[error("{what} holds a control character at position {position}; use printable characters only")]
+    #[error(
+        "{what} holds a control character at position {position}; use printable characters only"
+    )]
     ControlCharacter { what: &'static str, position: usize },
     #[error("{what} holds {found:?} at position {position}; use letters, digits, '-', '_' or '.'")]
     BadCharacter {

@@ -140,7 +140,10 @@ mod tests {
         let p = plan(&state, LineTarget::new(3, OrderStatus::Open));
         assert_eq!((p.cancel_short, p.cancel_committed, p.add), (2, 1, 0));
         let p = plan(&state, LineTarget::new(9, OrderStatus::Cancelled));
-        assert_eq!((p.cancel_short, p.cancel_committed, p.unreducible), (2, 3, 1));
+        assert_eq!(
+            (p.cancel_short, p.cancel_committed, p.unreducible),
+            (2, 3, 1)
+        );
         let p = plan(&state, LineTarget::new(8, OrderStatus::Open));
         assert_eq!(p.add, 2);
     }

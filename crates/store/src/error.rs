@@ -24,7 +24,9 @@ pub enum StoreError {
     },
     #[error("{0}")]
     StockConflict(String),
-    #[error("reservation {id} expired at {expires_at_ms} (database clock); it cannot be confirmed")]
+    #[error(
+        "reservation {id} expired at {expires_at_ms} (database clock); it cannot be confirmed"
+    )]
     ReservationExpired { id: String, expires_at_ms: i64 },
     #[error("reservation {id} is {status}; only an active reservation can be {action}")]
     ReservationNotActive {

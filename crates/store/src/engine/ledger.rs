@@ -1,0 +1,278 @@
+//! Appending to the ledger together with the stock level it changes, and reading it back.
+//! `record` is the only way stock levels change: the level update and its entry are one step.
+
+use serde_json::{json, Value as Json};
+use stockhub_core::{EntryKind, LineState};
+
+use crate::args;
+use crate::error::{Result, StoreError};
+use crate::model::{Ctx, LedgerEntry, LedgerQuery, OrderKey};
+use crate::sql::{Row, Sql, Value};
+
+/// A change of an order line's state, in units.
+pub type LineDelta = LineState;
+
+/// One movement to record. Stock deltas apply to `(sku, location)`; an entry without a location
+/// changes no level (an oversell, a return awaiting restock, a kit's own line entry).
+#[derive(Debug, Clone)]
+pub struct NewEntry<'a> {
+    pub kind: EntryKind,
+    pub sku: &'a str,
+    pub location: Option<&'a str>,
+    pub delta_on_hand: i64,
+    pub delta_committed: i64,
+    pub channel: Option<&'a str>,
+    pub order_id: Option<i64>,
+    pub line_id: Option<&'a str>,
+    pub reservation_id: Option<i64>,
+    pub allocation_id: Option<i64>,
+    pub line_delta: Option<LineDelta>,
+    pub detail: Option<Json>,
+}
+
+impl<'a> NewEntry<'a> {
+    pub fn new(kind: EntryKind, sku: &'a str, location: Option<&'a str>) -> Self {
+        Self {
+            kind,
+            sku,
+            location,
+            delta_on_hand: 0,
+            delta_committed: 0,
+            channel: None,
+            order_id: None,
+            line_id: None,
+            reservation_id: None,
+            allocation_id: None,
+            line_delta: None,
+            detail: None,
+        }
+    }
+}
+
+/// Applies the entry's deltas to its level (creating the level at zero) and appends the entry;
+/// an entry with no stock delta leaves every level alone (its `*_after` fields stay empty).
+/// Refuses, changing nothing, a change that would make on_hand or committed negative or put
+/// committed above on_hand. Returns the level after the change.
+pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Option<(i64, i64)>> {
+    let after = match entry.location {
+        Some(location) if entry.delta_on_hand != 0 || entry.delta_committed != 0 => {
+            Some(change_level(sql, entry, location)?)
+        }
+        _ => None,
+    };
+    let now = sql.now_ms();
+    sql.execute(
+        "INSERT INTO ledger (at, kind, sku, location, delta_on_hand, delta_committed,
+             on_hand_after, committed_after, source, correlation_id, idempotency_key, channel,
+             order_id, line_id, reservation_id, allocation_id, line_delta, detail)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
+        &[
+            Value::Int(now),
+            entry.kind.as_str().into(),
+            entry.sku.into(),
+            entry.location.into(),
+            entry.delta_on_hand.into(),
+            entry.delta_committed.into(),
+            after.map(|a| a.0).into(),
+            after.map(|a| a.1).into(),
+            ctx.source.as_str().into(),
+            ctx.correlation_id.as_str().into(),
+            ctx.idempotency_key.as_deref().into(),
+            entry.channel.into(),
+            entry.order_id.into(),
+            entry.line_id.into(),
+            entry.reservation_id.into(),
+            entry.allocation_id.into(),
+            entry.line_delta.map(|d| line_delta_json(&d)).into(),
+            entry.detail.as_ref().map(Json::to_string).into(),
+        ],
+    )?;
+    Ok(after)
+}
+
+/// The stored form of a line delta: only the fields that changed.
+fn line_delta_json(d: &LineDelta) -> String {
+    let mut map = serde_json::Map::new();
+    for (name, v) in [
+        ("committed", d.committed),
+        ("short", d.short),
+        ("shipped", d.shipped),
+        ("cancelled", d.cancelled),
+        ("returned", d.returned),
+        ("restocked", d.restocked),
+    ] {
+        if v != 0 {
+            map.insert(name.into(), json!(v));
+        }
+    }
+    Json::Object(map).to_string()
+}
+
+/// Reads a stored line delta back.
+pub fn parse_line_delta(raw: &str) -> LineDelta {
+    let v: Json = serde_json::from_str(raw).unwrap_or(Json::Null);
+    let get = |k: &str| v.get(k).and_then(Json::as_i64).unwrap_or(0);
+    LineState {
+        committed: get("committed"),
+        short: get("short"),
+        shipped: get("shipped"),
+        cancelled: get("cancelled"),
+        returned: get("returned"),
+        restocked: get("restocked"),
+    }
+}
+
+/// `(on_hand, committed)` of one SKU at one location; zero when never stocked.
+pub fn level(sql: &mut dyn Sql, sku: &str, location: &str) -> Result<(i64, i64)> {
+    Ok(sql
+        .query_opt(
+            "SELECT on_hand, committed FROM stock_levels WHERE sku = ?1 AND location = ?2",
+            args![sku, location],
+        )?
+        .map_or((0, 0), |r| (r.int(0), r.int(1))))
+}
+
+/// The single conditional statement that changes a level: it changes nothing when the result
+/// would break `0 ≤ committed ≤ on_hand`.
+fn change_level(sql: &mut dyn Sql, entry: &NewEntry<'_>, location: &str) -> Result<(i64, i64)> {
+    let (d_on_hand, d_committed) = (entry.delta_on_hand, entry.delta_committed);
+    let updated = sql.query_opt(
+        "UPDATE stock_levels SET on_hand = on_hand + ?3, committed = committed + ?4
+         WHERE sku = ?1 AND location = ?2
+           AND on_hand + ?3 >= 0 AND committed + ?4 >= 0 AND committed + ?4 <= on_hand + ?3
+         RETURNING on_hand, committed",
+        args![entry.sku, location, d_on_hand, d_committed],
+    )?;
+    if let Some(row) = updated {
+        return Ok((row.int(0), row.int(1)));
+    }
+    let (on_hand, committed) = level(sql, entry.sku, location)?;
+    let exists = sql
+        .query_opt(
+            "SELECT 1 FROM stock_levels WHERE sku = ?1 AND location = ?2",
+            args![entry.sku, location],
+        )?
+        .is_some();
+    let (new_on_hand, new_committed) = (on_hand + d_on_hand, committed + d_committed);
+    if exists || new_on_hand < 0 || new_committed < 0 || new_committed > new_on_hand {
+        return Err(StoreError::StockConflict(format!(
+            "{} at {location} has on_hand {on_hand} and committed {committed}; a change of \
+             {d_on_hand:+} on_hand and {d_committed:+} committed would leave on_hand \
+             {new_on_hand} and committed {new_committed}, and on_hand may not fall below \
+             committed or 0",
+            entry.sku
+        )));
+    }
+    sql.execute(
+        "INSERT INTO stock_levels (sku, location, on_hand, committed) VALUES (?1, ?2, ?3, ?4)",
+        args![entry.sku, location, new_on_hand, new_committed],
+    )?;
+    Ok((new_on_hand, new_committed))
+}
+
+const ENTRY_COLUMNS: &str = "l.seq, l.at, l.kind, l.sku, l.location, l.delta_on_hand,
+    l.delta_committed, l.on_hand_after, l.committed_after, l.source, l.correlation_id,
+    l.idempotency_key, l.channel, o.channel, o.external_id, l.line_id, l.reservation_id,
+    l.line_delta, l.detail";
+
+fn entry_from_row(r: &Row) -> LedgerEntry {
+    let parse = |raw: Option<String>| raw.and_then(|s| serde_json::from_str(&s).ok());
+    LedgerEntry {
+        seq: r.int(0),
+        at_ms: r.int(1),
+        kind: r.text(2),
+        sku: r.text(3),
+        location: r.opt_text(4),
+        delta_on_hand: r.int(5),
+        delta_committed: r.int(6),
+        on_hand_after: r.opt_int(7),
+        committed_after: r.opt_int(8),
+        source: r.text(9),
+        correlation_id: r.text(10),
+        idempotency_key: r.opt_text(11),
+        channel: r.opt_text(12),
+        order: r.opt_text(13).map(|channel| OrderKey {
+            channel,
+            external_id: r.text(14),
+        }),
+        line_id: r.opt_text(15),
+        reservation_id: r.opt_int(16),
+        line_delta: parse(r.opt_text(17)),
+        detail: parse(r.opt_text(18)),
+    }
+}
+
+/// Ledger entries matching every given filter, in sequence order, at most `limit`.
+pub fn query(sql: &mut dyn Sql, q: &LedgerQuery) -> Result<Vec<LedgerEntry>> {
+    let mut clauses = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut bind = |clause: &str, v: Value, params: &mut Vec<Value>| {
+        params.push(v);
+        clauses.push(clause.replace('#', &format!("?{}", params.len())));
+    };
+    if let Some(sku) = &q.sku {
+        bind("l.sku = #", sku.into(), &mut params);
+    }
+    if let Some(order) = &q.order {
+        bind("o.channel = #", order.channel.as_str().into(), &mut params);
+        bind(
+            "o.external_id = #",
+            order.external_id.as_str().into(),
+            &mut params,
+        );
+    }
+    if let Some(channel) = &q.channel {
+        bind("l.channel = #", channel.into(), &mut params);
+    }
+    if let Some(source) = &q.source {
+        bind("l.source = #", source.into(), &mut params);
+    }
+    if let Some(kind) = q.kind {
+        bind("l.kind = #", kind.as_str().into(), &mut params);
+    }
+    if let Some(from) = q.from_ms {
+        bind("l.at >= #", from.into(), &mut params);
+    }
+    if let Some(to) = q.to_ms {
+        bind("l.at < #", to.into(), &mut params);
+    }
+    if let Some(cursor) = q.cursor {
+        let clause = if q.newest_first {
+            "l.seq < #"
+        } else {
+            "l.seq > #"
+        };
+        bind(clause, cursor.into(), &mut params);
+    }
+    let filter = if clauses.is_empty() {
+        String::new()
+    } else {
+        format!("WHERE {}", clauses.join(" AND "))
+    };
+    let order = if q.newest_first { "DESC" } else { "ASC" };
+    params.push(q.limit.into());
+    let sql_text = format!(
+        "SELECT {ENTRY_COLUMNS} FROM ledger l LEFT JOIN orders o ON o.id = l.order_id
+         {filter} ORDER BY l.seq {order} LIMIT ?{}",
+        params.len()
+    );
+    Ok(sql
+        .query(&sql_text, &params)?
+        .iter()
+        .map(entry_from_row)
+        .collect())
+}
+
+/// Every entry of one order (its lines, kit components and the reservation it came from).
+pub fn for_order(sql: &mut dyn Sql, order_id: i64) -> Result<Vec<LedgerEntry>> {
+    let rows = sql.query(
+        &format!(
+            "SELECT {ENTRY_COLUMNS} FROM ledger l LEFT JOIN orders o ON o.id = l.order_id
+             WHERE l.order_id = ?1
+                OR l.reservation_id IN (SELECT id FROM reservations WHERE order_id = ?1)
+             ORDER BY l.seq"
+        ),
+        args![order_id],
+    )?;
+    Ok(rows.iter().map(entry_from_row).collect())
+}

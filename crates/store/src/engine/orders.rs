@@ -1,0 +1,685 @@
+//! Orders as versioned snapshots (DESIGN §3): each delivery says what the channel wants now;
+//! only the difference is applied, an older version changes nothing, and a line whose SKU is
+//! unknown waits in the unmapped queue without failing the rest of the order.
+
+use std::collections::{BTreeSet, HashSet};
+
+use stockhub_core::order::{plan, LineTarget};
+use stockhub_core::{EntryKind, LineState, OrderStatus};
+
+use super::catalog;
+use super::ledger::{self, record, NewEntry};
+use super::stock::{self, fill_shortfalls, Holder};
+use crate::args;
+use crate::error::{Result, StoreError};
+use crate::model::{
+    Ctx, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory, OrderView, UnmappedLine,
+};
+use crate::sql::{Row, Sql};
+
+/// A stored line, as the engine works on it.
+#[derive(Clone)]
+struct Line {
+    row_id: i64,
+    line_id: String,
+    channel_sku: String,
+    sku: Option<String>,
+    wanted: i64,
+    state: LineState,
+}
+
+const LINE_COLUMNS: &str =
+    "id, line_id, channel_sku, sku, wanted, committed, short, shipped, cancelled, returned, restocked";
+
+fn line_from_row(r: &Row) -> Line {
+    Line {
+        row_id: r.int(0),
+        line_id: r.text(1),
+        channel_sku: r.text(2),
+        sku: r.opt_text(3),
+        wanted: r.int(4),
+        state: LineState {
+            committed: r.int(5),
+            short: r.int(6),
+            shipped: r.int(7),
+            cancelled: r.int(8),
+            returned: r.int(9),
+            restocked: r.int(10),
+        },
+    }
+}
+
+fn lines_of(sql: &mut dyn Sql, order_id: i64) -> Result<Vec<Line>> {
+    Ok(sql
+        .query(
+            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ?1 ORDER BY id"),
+            args![order_id],
+        )?
+        .iter()
+        .map(line_from_row)
+        .collect())
+}
+
+/// Applies an order snapshot from a channel. Never refuses the order for lack of stock.
+pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Result<OrderOutcome> {
+    let channel = snap.channel.as_str();
+    catalog::require_channel(sql, channel)?;
+    let mut seen = HashSet::new();
+    for line in &snap.lines {
+        if !seen.insert(line.line_id.as_str()) {
+            return Err(StoreError::Invalid(format!(
+                "line_id {:?} appears twice in the order; each line needs its own id",
+                line.line_id
+            )));
+        }
+    }
+    let existing = sql.query_opt(
+        "SELECT id, version, status FROM orders WHERE channel = ?1 AND external_id = ?2",
+        args![channel, snap.external_id.as_str()],
+    )?;
+    let now = sql.now_ms();
+    let raw = snap.raw.to_string();
+    let (order_id, created) = match existing {
+        Some(r) => {
+            let stored_version = r.opt_int(1);
+            if let (Some(stored), Some(new)) = (stored_version, snap.version) {
+                if new <= stored {
+                    let outcome = if new == stored { "unchanged" } else { "stale" };
+                    return Ok(OrderOutcome {
+                        outcome,
+                        order: order_view(sql, r.int(0))?,
+                    });
+                }
+            }
+            sql.execute(
+                "UPDATE orders SET version = COALESCE(?2, version), status = ?3, snapshot = ?4,
+                     updated_at = ?5 WHERE id = ?1",
+                args![r.int(0), snap.version, snap.status.as_str(), raw, now],
+            )?;
+            (r.int(0), false)
+        }
+        None => {
+            let r = sql.query_opt(
+                "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
+                                     updated_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
+                args![
+                    channel,
+                    snap.external_id.as_str(),
+                    snap.version,
+                    snap.status.as_str(),
+                    raw,
+                    now
+                ],
+            )?;
+            (r.map_or(0, |r| r.int(0)), true)
+        }
+    };
+    let before = lines_of(sql, order_id)?;
+    let mut touched = BTreeSet::new();
+    let mut changed = false;
+    let kind = reduction_kind(snap.status);
+    for wanted in &snap.lines {
+        let line = match before.iter().find(|l| l.line_id == wanted.line_id) {
+            Some(l) => l.clone(),
+            None => insert_line(sql, channel, order_id, &wanted.line_id, &wanted.channel_sku)?,
+        };
+        let target = LineTarget::new(wanted.quantity, snap.status).active;
+        changed |= set_line_target(
+            sql,
+            ctx,
+            channel,
+            order_id,
+            &line,
+            target,
+            kind,
+            &mut touched,
+        )?;
+    }
+    for line in before
+        .iter()
+        .filter(|l| !snap.lines.iter().any(|w| w.line_id == l.line_id))
+    {
+        changed |= set_line_target(sql, ctx, channel, order_id, line, 0, kind, &mut touched)?;
+    }
+    fill_shortfalls(sql, ctx, &touched)?;
+    let outcome = match (created, changed) {
+        (true, _) => "created",
+        (false, true) => "updated",
+        (false, false) => "unchanged",
+    };
+    Ok(OrderOutcome {
+        outcome,
+        order: order_view(sql, order_id)?,
+    })
+}
+
+fn reduction_kind(status: OrderStatus) -> EntryKind {
+    match status {
+        OrderStatus::Open => EntryKind::OrderLineChanged,
+        OrderStatus::Cancelled => EntryKind::OrderCancelled,
+    }
+}
+
+/// Inserts a new line, mapping the channel's SKU to ours directly or through an alias; a SKU we
+/// do not know leaves the line unmapped.
+fn insert_line(
+    sql: &mut dyn Sql,
+    channel: &str,
+    order_id: i64,
+    line_id: &str,
+    channel_sku: &str,
+) -> Result<Line> {
+    let sku = resolve_sku(sql, channel, channel_sku)?;
+    let r = sql
+        .query_opt(
+            &format!(
+                "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted)
+                 VALUES (?1, ?2, ?3, ?4, 0) RETURNING {LINE_COLUMNS}"
+            ),
+            args![order_id, line_id, channel_sku, sku],
+        )?
+        .ok_or_else(|| StoreError::Invalid("order line was not stored".into()))?;
+    Ok(line_from_row(&r))
+}
+
+fn resolve_sku(sql: &mut dyn Sql, channel: &str, channel_sku: &str) -> Result<Option<String>> {
+    if let Ok(sku) = stockhub_core::Sku::parse(channel_sku) {
+        if catalog::variant_kind(sql, sku.as_str())?.is_some() {
+            return Ok(Some(sku.as_str().to_owned()));
+        }
+    }
+    Ok(sql
+        .query_opt(
+            "SELECT sku FROM sku_aliases WHERE channel = ?1 AND channel_sku = ?2",
+            args![channel, channel_sku],
+        )?
+        .map(|r| r.text(0)))
+}
+
+/// Moves a line to `target` active units: commits what is free and records the rest as short,
+/// or cancels short units first, then committed ones (never shipped). Returns whether anything
+/// changed.
+#[allow(clippy::too_many_arguments)]
+fn set_line_target(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    channel: &str,
+    order_id: i64,
+    line: &Line,
+    target: i64,
+    reduction: EntryKind,
+    touched: &mut BTreeSet<String>,
+) -> Result<bool> {
+    if line.wanted != target {
+        sql.execute(
+            "UPDATE order_lines SET wanted = ?2 WHERE id = ?1",
+            args![line.row_id, target],
+        )?;
+    }
+    let Some(sku) = line.sku.as_deref() else {
+        return Ok(line.wanted != target);
+    };
+    let p = plan(&line.state, LineTarget { active: target });
+    if p.is_noop() {
+        return Ok(line.wanted != target);
+    }
+    let holder = Holder::Line {
+        row_id: line.row_id,
+        order_id,
+        line_id: line.line_id.clone(),
+        channel: channel.to_owned(),
+    };
+    let is_kit = catalog::require_variant(sql, sku)?;
+    let mut delta = LineState::default();
+    if p.add > 0 {
+        let c = catalog::require_channel(sql, channel)?;
+        let locations = catalog::feeding_locations(sql, &c)?;
+        let commit = |n: i64| {
+            Some(LineState {
+                committed: n,
+                ..LineState::default()
+            })
+        };
+        let got = stock::allocate(
+            sql,
+            ctx,
+            &holder,
+            sku,
+            is_kit,
+            p.add,
+            &locations,
+            EntryKind::OrderCommitted,
+            &commit,
+        )?;
+        let short = p.add - got;
+        if short > 0 {
+            let mut e = entry_for(&holder, EntryKind::Oversold, sku, order_id);
+            e.line_delta = Some(LineState {
+                short,
+                ..LineState::default()
+            });
+            e.detail =
+                Some(serde_json::json!({ "requested": p.add, "committed": got, "short": short }));
+            record(sql, ctx, &e)?;
+        }
+        delta.committed += got;
+        delta.short += short;
+    }
+    if p.cancel_short > 0 {
+        let mut e = entry_for(&holder, reduction, sku, order_id);
+        e.line_delta = Some(LineState {
+            short: -p.cancel_short,
+            cancelled: p.cancel_short,
+            ..LineState::default()
+        });
+        record(sql, ctx, &e)?;
+        delta.short -= p.cancel_short;
+        delta.cancelled += p.cancel_short;
+    }
+    if p.cancel_committed > 0 {
+        let cancel = |n: i64| {
+            Some(LineState {
+                committed: -n,
+                cancelled: n,
+                ..LineState::default()
+            })
+        };
+        touched.extend(stock::release(
+            sql,
+            ctx,
+            &holder,
+            sku,
+            p.cancel_committed,
+            reduction,
+            &cancel,
+        )?);
+        delta.committed -= p.cancel_committed;
+        delta.cancelled += p.cancel_committed;
+    }
+    add_to_line(sql, line.row_id, &delta)?;
+    Ok(true)
+}
+
+fn entry_for<'a>(holder: &'a Holder, kind: EntryKind, sku: &'a str, order_id: i64) -> NewEntry<'a> {
+    let mut e = NewEntry::new(kind, sku, None);
+    if let Holder::Line {
+        line_id, channel, ..
+    } = holder
+    {
+        e.channel = Some(channel);
+        e.line_id = Some(line_id);
+    }
+    e.order_id = Some(order_id);
+    e
+}
+
+fn add_to_line(sql: &mut dyn Sql, row_id: i64, d: &LineState) -> Result<()> {
+    sql.execute(
+        "UPDATE order_lines SET committed = committed + ?2, short = short + ?3,
+             shipped = shipped + ?4, cancelled = cancelled + ?5, returned = returned + ?6,
+             restocked = restocked + ?7
+         WHERE id = ?1",
+        args![
+            row_id,
+            d.committed,
+            d.short,
+            d.shipped,
+            d.cancelled,
+            d.returned,
+            d.restocked
+        ],
+    )?;
+    Ok(())
+}
+
+struct OrderRow {
+    id: i64,
+    channel: String,
+}
+
+fn require_order(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderRow> {
+    sql.query_opt(
+        "SELECT id, channel FROM orders WHERE channel = ?1 AND external_id = ?2",
+        args![channel, external_id],
+    )?
+    .map(|r| OrderRow {
+        id: r.int(0),
+        channel: r.text(1),
+    })
+    .ok_or_else(|| StoreError::not_found("order", format!("{channel}/{external_id}")))
+}
+
+/// Cancels every unshipped unit of an order (the operator's or the channel's cancellation).
+pub fn cancel(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, external_id: &str) -> Result<OrderView> {
+    let order = require_order(sql, channel, external_id)?;
+    let now = sql.now_ms();
+    sql.execute(
+        "UPDATE orders SET status = 'cancelled', updated_at = ?2 WHERE id = ?1",
+        args![order.id, now],
+    )?;
+    let mut touched = BTreeSet::new();
+    for line in lines_of(sql, order.id)? {
+        set_line_target(
+            sql,
+            ctx,
+            &order.channel,
+            order.id,
+            &line,
+            0,
+            EntryKind::OrderCancelled,
+            &mut touched,
+        )?;
+    }
+    fill_shortfalls(sql, ctx, &touched)?;
+    order_view(sql, order.id)
+}
+
+fn line_for_update(
+    sql: &mut dyn Sql,
+    order: &OrderRow,
+    line_id: &str,
+) -> Result<(Line, String, Holder)> {
+    let line = sql
+        .query_opt(
+            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ?1 AND line_id = ?2"),
+            args![order.id, line_id],
+        )?
+        .map(|r| line_from_row(&r))
+        .ok_or_else(|| StoreError::not_found("order line", line_id))?;
+    let Some(sku) = line.sku.clone() else {
+        return Err(StoreError::StockConflict(format!(
+            "line {line_id} is unmapped (channel SKU {:?}); resolve it before shipping or returning",
+            line.channel_sku
+        )));
+    };
+    let holder = Holder::Line {
+        row_id: line.row_id,
+        order_id: order.id,
+        line_id: line.line_id.clone(),
+        channel: order.channel.clone(),
+    };
+    Ok((line, sku, holder))
+}
+
+/// Ships committed units of the named lines: committed and on_hand both fall.
+pub fn ship(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    channel: &str,
+    external_id: &str,
+    lines: &[LineQuantity],
+) -> Result<OrderView> {
+    let order = require_order(sql, channel, external_id)?;
+    for item in lines {
+        let (line, sku, holder) = line_for_update(sql, &order, &item.line_id)?;
+        let quantity = item.quantity.get();
+        if quantity > line.state.committed {
+            return Err(StoreError::StockConflict(format!(
+                "line {} has {} committed units (and {} short); ship at most {}",
+                line.line_id, line.state.committed, line.state.short, line.state.committed
+            )));
+        }
+        stock::ship(sql, ctx, &holder, &sku, quantity)?;
+        add_to_line(
+            sql,
+            line.row_id,
+            &LineState {
+                committed: -quantity,
+                shipped: quantity,
+                ..LineState::default()
+            },
+        )?;
+    }
+    order_view(sql, order.id)
+}
+
+/// Records returned units of shipped lines; restocks them now when asked, else they wait.
+pub fn return_lines(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    channel: &str,
+    external_id: &str,
+    lines: &[LineQuantity],
+) -> Result<OrderView> {
+    let order = require_order(sql, channel, external_id)?;
+    let mut touched = BTreeSet::new();
+    for item in lines {
+        let (line, sku, holder) = line_for_update(sql, &order, &item.line_id)?;
+        let quantity = item.quantity.get();
+        let returnable = line.state.shipped - line.state.returned;
+        if quantity > returnable {
+            return Err(StoreError::StockConflict(format!(
+                "line {} has {returnable} shipped units not yet returned; return at most {returnable}",
+                line.line_id
+            )));
+        }
+        check_restock_location(sql, item)?;
+        let mut e = entry_for(&holder, EntryKind::Returned, &sku, order.id);
+        e.line_delta = Some(LineState {
+            returned: quantity,
+            ..LineState::default()
+        });
+        e.detail = Some(serde_json::json!({ "restock": item.restock }));
+        record(sql, ctx, &e)?;
+        add_to_line(
+            sql,
+            line.row_id,
+            &LineState {
+                returned: quantity,
+                ..LineState::default()
+            },
+        )?;
+        if item.restock {
+            touched.extend(restock_line(sql, ctx, &line, &sku, &holder, item)?);
+        }
+    }
+    fill_shortfalls(sql, ctx, &touched)?;
+    order_view(sql, order.id)
+}
+
+/// Puts returned units that were waiting back on the shelf.
+pub fn restock(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    channel: &str,
+    external_id: &str,
+    lines: &[LineQuantity],
+) -> Result<OrderView> {
+    let order = require_order(sql, channel, external_id)?;
+    let mut touched = BTreeSet::new();
+    for item in lines {
+        let (line, sku, holder) = line_for_update(sql, &order, &item.line_id)?;
+        let waiting = line.state.returned - line.state.restocked;
+        if item.quantity.get() > waiting {
+            return Err(StoreError::StockConflict(format!(
+                "line {} has {waiting} returned units waiting to be restocked; restock at most {waiting}",
+                line.line_id
+            )));
+        }
+        check_restock_location(sql, item)?;
+        touched.extend(restock_line(sql, ctx, &line, &sku, &holder, item)?);
+    }
+    fill_shortfalls(sql, ctx, &touched)?;
+    order_view(sql, order.id)
+}
+
+fn check_restock_location(sql: &mut dyn Sql, item: &LineQuantity) -> Result<()> {
+    match &item.location {
+        Some(location) => catalog::require_location(sql, location.as_str()),
+        None => Ok(()),
+    }
+}
+
+fn restock_line(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    line: &Line,
+    sku: &str,
+    holder: &Holder,
+    item: &LineQuantity,
+) -> Result<BTreeSet<String>> {
+    let quantity = item.quantity.get();
+    let touched = stock::restock(
+        sql,
+        ctx,
+        holder,
+        sku,
+        quantity,
+        item.location.as_ref().map(|c| c.as_str()),
+    )?;
+    add_to_line(
+        sql,
+        line.row_id,
+        &LineState {
+            restocked: quantity,
+            ..LineState::default()
+        },
+    )?;
+    Ok(touched)
+}
+
+/// The unmapped queue: lines whose channel SKU is not (yet) one of ours, oldest first.
+pub fn unmapped(sql: &mut dyn Sql, after_id: Option<i64>, limit: i64) -> Result<Vec<UnmappedLine>> {
+    Ok(sql
+        .query(
+            "SELECT ol.id, o.channel, o.external_id, ol.line_id, ol.channel_sku, ol.wanted
+             FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+             WHERE ol.sku IS NULL AND (?1 IS NULL OR ol.id > ?1) ORDER BY ol.id LIMIT ?2",
+            args![after_id, limit],
+        )?
+        .iter()
+        .map(|r| UnmappedLine {
+            id: r.int(0),
+            channel: r.text(1),
+            external_id: r.text(2),
+            line_id: r.text(3),
+            channel_sku: r.text(4),
+            wanted: r.int(5),
+        })
+        .collect())
+}
+
+/// Maps an unmapped line's channel SKU to one of ours (remembered for that channel), then applies
+/// every waiting line with that channel SKU as its latest snapshot asked. Returns the lines applied.
+pub fn resolve_unmapped(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    line_row_id: i64,
+    sku: &str,
+) -> Result<Vec<OrderView>> {
+    let row = sql
+        .query_opt(
+            "SELECT o.channel, ol.channel_sku FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+             WHERE ol.id = ?1 AND ol.sku IS NULL",
+            args![line_row_id],
+        )?
+        .ok_or_else(|| StoreError::not_found("unmapped line", line_row_id.to_string()))?;
+    let (channel, channel_sku) = (row.text(0), row.text(1));
+    catalog::require_variant(sql, sku)?;
+    sql.execute(
+        "INSERT INTO sku_aliases (channel, channel_sku, sku) VALUES (?1, ?2, ?3)
+         ON CONFLICT (channel, channel_sku) DO UPDATE SET sku = excluded.sku",
+        args![channel.as_str(), channel_sku.as_str(), sku],
+    )?;
+    let waiting = sql.query(
+        &format!(
+            "SELECT ol.order_id, o.status, {} FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+             WHERE ol.sku IS NULL AND o.channel = ?1 AND ol.channel_sku = ?2 ORDER BY ol.id",
+            LINE_COLUMNS.split(", ").map(|c| format!("ol.{c}")).collect::<Vec<_>>().join(", ")
+        ),
+        args![channel.as_str(), channel_sku.as_str()],
+    )?;
+    let mut touched = BTreeSet::new();
+    let mut orders = Vec::new();
+    for r in waiting {
+        let order_id = r.int(0);
+        let mut line = line_from_row(&Row(r.0[2..].to_vec()));
+        sql.execute(
+            "UPDATE order_lines SET sku = ?2 WHERE id = ?1",
+            args![line.row_id, sku],
+        )?;
+        line.sku = Some(sku.to_owned());
+        let target = line.wanted;
+        line.wanted = -1; // force the stored `wanted` to be rewritten unchanged
+        let status = OrderStatus::parse(&r.text(1)).unwrap_or(OrderStatus::Open);
+        set_line_target(
+            sql,
+            ctx,
+            &channel,
+            order_id,
+            &line,
+            target,
+            reduction_kind(status),
+            &mut touched,
+        )?;
+        orders.push(order_id);
+    }
+    fill_shortfalls(sql, ctx, &touched)?;
+    orders.dedup();
+    orders.into_iter().map(|id| order_view(sql, id)).collect()
+}
+
+pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
+    let r = sql
+        .query_opt(
+            "SELECT channel, external_id, version, status, created_at, updated_at FROM orders WHERE id = ?1",
+            args![order_id],
+        )?
+        .ok_or_else(|| StoreError::not_found("order", order_id.to_string()))?;
+    let channel = r.text(0);
+    let mut lines = Vec::new();
+    for line in lines_of(sql, order_id)? {
+        let holder = Holder::Line {
+            row_id: line.row_id,
+            order_id,
+            line_id: line.line_id.clone(),
+            channel: channel.clone(),
+        };
+        lines.push(LineView {
+            ordered: line.state.ordered(),
+            allocations: stock::allocation_views(sql, &holder)?,
+            line_id: line.line_id,
+            channel_sku: line.channel_sku,
+            sku: line.sku,
+            wanted: line.wanted,
+            state: line.state,
+        });
+    }
+    Ok(OrderView {
+        external_id: r.text(1),
+        version: r.opt_int(2),
+        status: OrderStatus::parse(&r.text(3)).unwrap_or(OrderStatus::Open),
+        created_at_ms: r.int(4),
+        updated_at_ms: r.int(5),
+        channel,
+        lines,
+    })
+}
+
+pub fn get_order(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderView> {
+    let order = require_order(sql, channel, external_id)?;
+    order_view(sql, order.id)
+}
+
+/// Everything about one order in one answer: its lines, the snapshot last applied, the
+/// reservation it came from, and every ledger entry it caused.
+pub fn story(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderStory> {
+    let order = require_order(sql, channel, external_id)?;
+    let snapshot = sql
+        .query_opt("SELECT snapshot FROM orders WHERE id = ?1", args![order.id])?
+        .and_then(|r| serde_json::from_str(&r.text(0)).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let reservation = sql
+        .query_opt(
+            "SELECT id FROM reservations WHERE order_id = ?1",
+            args![order.id],
+        )?
+        .map(|r| r.int(0));
+    Ok(OrderStory {
+        order: order_view(sql, order.id)?,
+        snapshot,
+        reservation,
+        ledger: ledger::for_order(sql, order.id)?,
+    })
+}

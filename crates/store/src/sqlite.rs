@@ -1,0 +1,333 @@
+//! The embedded backend: one SQLite file in WAL mode with `synchronous=FULL`, so that a
+//! committed transaction survives a power cut. One writer thread owns the write connection and
+//! commits queued units of work in groups — one transaction and one fsync for many — each unit
+//! inside its own savepoint, so that a refused unit leaves no trace while its neighbours commit.
+//! Reads run on a small pool of read-only connections that see the last commit.
+
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::thread;
+
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::error::{Result, StoreError};
+use crate::sql::{Row, Sql, Value};
+use crate::store::{Backend, CommitStats, Finish, Job};
+
+/// Migrations in order; each runs once, recorded in `schema_migrations`.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
+
+/// Tuning of the SQLite backend.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// Units of work queued for the writer before callers wait.
+    pub queue_capacity: usize,
+    /// Most units of work committed in one transaction.
+    pub group_max: usize,
+    /// Read-only connections.
+    pub readers: usize,
+}
+
+impl Default for SqliteOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8192,
+            group_max: 1024,
+            readers: 4,
+        }
+    }
+}
+
+pub struct SqliteBackend {
+    writes: mpsc::Sender<Job>,
+    reads: Mutex<std_mpsc::SyncSender<Job>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    operations: AtomicU64,
+}
+
+struct Conn<'a> {
+    conn: &'a Connection,
+    clock: &'a dyn Clock,
+}
+
+fn db_error(sql: &str, e: rusqlite::Error) -> StoreError {
+    let head: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    StoreError::database(format!("sqlite: {head}"), e)
+}
+
+impl Conn<'_> {
+    fn bind<'s>(&self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(sql)
+            .map_err(|e| db_error(sql, e))?;
+        for (i, p) in params.iter().enumerate() {
+            let r = match p {
+                Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
+                Value::Int(v) => stmt.raw_bind_parameter(i + 1, v),
+                Value::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
+            };
+            r.map_err(|e| db_error(sql, e))?;
+        }
+        Ok(stmt)
+    }
+}
+
+impl Sql for Conn<'_> {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let mut stmt = self.bind(sql, params)?;
+        let columns = stmt.column_count();
+        let mut rows = stmt.raw_query();
+        let mut out = Vec::new();
+        while let Some(row) = rows.next().map_err(|e| db_error(sql, e))? {
+            let mut values = Vec::with_capacity(columns);
+            for i in 0..columns {
+                values.push(match row.get_ref(i).map_err(|e| db_error(sql, e))? {
+                    ValueRef::Null => Value::Null,
+                    ValueRef::Integer(v) => Value::Int(v),
+                    ValueRef::Real(v) => Value::Int(v as i64),
+                    ValueRef::Text(t) | ValueRef::Blob(t) => {
+                        Value::Text(String::from_utf8_lossy(t).into_owned())
+                    }
+                });
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        let mut stmt = self.bind(sql, params)?;
+        let n = stmt.raw_execute().map_err(|e| db_error(sql, e))?;
+        Ok(n as u64)
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        self.clock.now_ms()
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.set_prepared_statement_cache_capacity(256);
+    Ok(())
+}
+
+fn migrate(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+    )?;
+    for (version, script) in MIGRATIONS {
+        let applied: bool = conn.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |r| r.get(0),
+        )?;
+        if !applied {
+            let tx = conn.unchecked_transaction()?;
+            tx.execute_batch(script)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, strftime('%s','now') * 1000)",
+                [version],
+            )?;
+            tx.commit()?;
+        }
+    }
+    Ok(())
+}
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file, applies migrations and starts the writer
+    /// and reader threads.
+    pub fn open(path: &Path, clock: Arc<dyn Clock>, options: SqliteOptions) -> Result<Self> {
+        let open_error = |e| StoreError::database(format!("opening {}", path.display()), e);
+        let writer = Connection::open(path).map_err(open_error)?;
+        configure(&writer).map_err(open_error)?;
+        migrate(&writer).map_err(|e| StoreError::database("applying migrations", e))?;
+        let stats = Arc::new(Stats::default());
+        let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
+        {
+            let (stats, clock, group_max) = (stats.clone(), clock.clone(), options.group_max);
+            thread::Builder::new()
+                .name("sqlite-writer".into())
+                .spawn(move || write_loop(&writer, &*clock, write_rx, group_max, &stats))
+                .map_err(|e| StoreError::database("starting the writer thread", e))?;
+        }
+        let (reads, read_rx) = std_mpsc::sync_channel::<Job>(options.queue_capacity);
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for i in 0..options.readers.max(1) {
+            let conn = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_error)?;
+            conn.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(open_error)?;
+            conn.set_prepared_statement_cache_capacity(128);
+            let (rx, clock) = (read_rx.clone(), clock.clone());
+            thread::Builder::new()
+                .name(format!("sqlite-reader-{i}"))
+                .spawn(move || read_loop(&conn, &*clock, &rx))
+                .map_err(|e| StoreError::database("starting a reader thread", e))?;
+        }
+        Ok(Self {
+            writes,
+            reads: Mutex::new(reads),
+            stats,
+        })
+    }
+}
+
+/// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
+fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, job: Job) -> Finish {
+    if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
+        let error = db_error("SAVEPOINT", e);
+        return Finish {
+            ok: false,
+            deliver: Box::new(move |_| drop(error)),
+        };
+    }
+    let mut sql = Conn { conn, clock };
+    let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
+        tracing::error!("a unit of work panicked; it was rolled back");
+        Finish {
+            ok: false,
+            deliver: Box::new(|_| {}),
+        }
+    });
+    let end = if finish.ok {
+        "RELEASE unit"
+    } else {
+        "ROLLBACK TO unit; RELEASE unit"
+    };
+    if let Err(e) = conn.execute_batch(end) {
+        tracing::error!(error = %e, "ending a savepoint failed");
+    }
+    finish
+}
+
+fn write_loop(
+    conn: &Connection,
+    clock: &dyn Clock,
+    mut rx: mpsc::Receiver<Job>,
+    group_max: usize,
+    stats: &Stats,
+) {
+    let mut group = Vec::with_capacity(group_max);
+    while let Some(first) = rx.blocking_recv() {
+        group.push(first);
+        while group.len() < group_max {
+            match rx.try_recv() {
+                Ok(job) => group.push(job),
+                Err(_) => break,
+            }
+        }
+        let operations = group.len() as u64;
+        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+            tracing::error!(error = %e, "could not begin a write transaction");
+            for job in group.drain(..) {
+                drop(job);
+            }
+            continue;
+        }
+        let finished: Vec<Finish> = group
+            .drain(..)
+            .map(|job| run_in_savepoint(conn, clock, job))
+            .collect();
+        let commit = conn.execute_batch("COMMIT");
+        match commit {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.operations.fetch_add(operations, Ordering::Relaxed);
+                for f in finished {
+                    (f.deliver)(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every unit in it is refused");
+                let _ = conn.execute_batch("ROLLBACK");
+                let message = e.to_string();
+                for f in finished {
+                    (f.deliver)(Some(StoreError::database(
+                        "commit",
+                        std::io::Error::other(message.clone()),
+                    )));
+                }
+            }
+        }
+    }
+}
+
+fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver<Job>>) {
+    loop {
+        let job = match rx.lock() {
+            Ok(guard) => match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        if let Err(e) = conn.execute_batch("BEGIN") {
+            tracing::error!(error = %e, "could not begin a read transaction");
+            continue;
+        }
+        let mut sql = Conn { conn, clock };
+        let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
+        let _ = conn.execute_batch("COMMIT");
+        if let Ok(f) = finish {
+            (f.deliver)(None);
+        }
+    }
+}
+
+impl Backend for SqliteBackend {
+    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            self.writes
+                .send(job)
+                .await
+                .map_err(|_| StoreError::Unavailable)
+        })
+    }
+
+    fn enqueue_write_blocking(&self, job: Job) -> Result<()> {
+        self.writes
+            .blocking_send(job)
+            .map_err(|_| StoreError::Unavailable)
+    }
+
+    fn enqueue_read(&self, job: Job) -> Result<()> {
+        let sender = self
+            .reads
+            .lock()
+            .map_err(|_| StoreError::Unavailable)?
+            .clone();
+        sender.send(job).map_err(|_| StoreError::Unavailable)
+    }
+
+    fn stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            operations: self.stats.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}

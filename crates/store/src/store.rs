@@ -1,0 +1,150 @@
+//! The handle to a backend. A unit of work is a closure over `&mut dyn Sql`; the backend runs it
+//! inside a transaction, possibly together with many others (group commit), and hands back its
+//! result only once that transaction has committed.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use tokio::sync::oneshot;
+
+use crate::error::{Result, StoreError};
+use crate::sql::Sql;
+
+/// How a unit of work ended inside its transaction, and how to deliver its result once the
+/// transaction's fate is known (`Some(error)` if the commit itself failed).
+pub struct Finish {
+    pub ok: bool,
+    pub deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
+}
+
+/// A type-erased unit of work.
+pub type Job = Box<dyn FnOnce(&mut dyn Sql) -> Finish + Send>;
+
+/// How many transactions committed and how many units of work they carried: the ratio is what
+/// group commit buys.
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct CommitStats {
+    pub commits: u64,
+    pub operations: u64,
+}
+
+pub trait Backend: Send + Sync + 'static {
+    /// Queues a unit of work that changes data; waits only for room in the bounded queue.
+    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
+    /// The same, from a thread that is not running async code.
+    fn enqueue_write_blocking(&self, job: Job) -> Result<()>;
+    /// Runs a read-only unit of work on a consistent snapshot.
+    fn enqueue_read(&self, job: Job) -> Result<()>;
+    fn stats(&self) -> CommitStats;
+    /// `sqlite` or `postgres`.
+    fn kind(&self) -> &'static str;
+}
+
+#[derive(Clone)]
+pub struct Store {
+    backend: Arc<dyn Backend>,
+}
+
+fn job<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T>>)
+where
+    T: Send + 'static,
+    F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+{
+    let (tx, rx) = oneshot::channel();
+    let job: Job = Box::new(move |sql: &mut dyn Sql| {
+        let result = f(sql);
+        Finish {
+            ok: result.is_ok(),
+            deliver: Box::new(move |commit_error| {
+                let _ = tx.send(match commit_error {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            }),
+        }
+    });
+    (job, rx)
+}
+
+impl Store {
+    pub fn new(backend: Arc<dyn Backend>) -> Self {
+        Self { backend }
+    }
+
+    /// Runs `f` in a write transaction; returns once its transaction has committed durably.
+    /// If `f` fails, nothing it did is kept.
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.backend.enqueue_write(job).await?;
+        rx.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// `write` for code that is not async (the CLI, property tests).
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.backend.enqueue_write_blocking(job)?;
+        rx.blocking_recv().map_err(|_| StoreError::Unavailable)?
+    }
+
+    pub async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.backend.enqueue_read(job)?;
+        rx.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    pub fn read_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        let (job, rx) = job(f);
+        self.backend.enqueue_read(job)?;
+        rx.blocking_recv().map_err(|_| StoreError::Unavailable)?
+    }
+
+    pub fn stats(&self) -> CommitStats {
+        self.backend.stats()
+    }
+
+    pub fn kind(&self) -> &'static str {
+        self.backend.kind()
+    }
+
+    /// The durability settings in force, read back from the live write connection.
+    pub async fn durability_settings(&self) -> Result<serde_json::Value> {
+        match self.kind() {
+            "sqlite" => {
+                self.write(|sql| {
+                    let journal_mode = sql.query("PRAGMA journal_mode", &[])?[0].text(0);
+                    let synchronous = match sql.query("PRAGMA synchronous", &[])?[0].int(0) {
+                        0 => "off",
+                        1 => "normal",
+                        2 => "full",
+                        3 => "extra",
+                        _ => "unknown",
+                    };
+                    Ok(serde_json::json!({
+                        "backend": "sqlite",
+                        "journal_mode": journal_mode.to_lowercase(),
+                        "synchronous": synchronous,
+                    }))
+                })
+                .await
+            }
+            other => Ok(serde_json::json!({ "backend": other })),
+        }
+    }
+}

@@ -1,0 +1,206 @@
+//! A walk through the main units of work on a real SQLite file.
+
+use std::sync::Arc;
+
+use stockhub_core::{ChannelRules, Code, OrderStatus, Quantity, Sku};
+use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
+use stockhub_store::model::*;
+use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
+use stockhub_store::{ManualClock, Store, StoreError};
+
+fn ctx() -> Ctx {
+    Ctx {
+        source: "test".into(),
+        correlation_id: "t".into(),
+        idempotency_key: None,
+    }
+}
+
+fn sku(s: &str) -> Sku {
+    Sku::parse(s).unwrap()
+}
+
+fn code(s: &str) -> Code {
+    Code::parse("code", s).unwrap()
+}
+
+#[test]
+fn order_flow_and_verify() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000_000);
+    let backend = SqliteBackend::open(
+        &dir.path().join("t.db"),
+        Arc::new(clock.clone()),
+        SqliteOptions::default(),
+    )
+    .unwrap();
+    let store = Store::new(Arc::new(backend));
+    store
+        .write_blocking(|sql| {
+            for l in ["a", "b"] {
+                catalog::upsert_location(
+                    sql,
+                    &LocationInput {
+                        code: code(l),
+                        name: l.into(),
+                    },
+                )?;
+            }
+            for s in ["TEE", "CAP"] {
+                catalog::upsert_variant(
+                    sql,
+                    &VariantInput {
+                        sku: sku(s),
+                        product_id: None,
+                        title: None,
+                        option_values: serde_json::json!({}),
+                        barcode: None,
+                        buffer: 0,
+                        kit: None,
+                    },
+                )?;
+            }
+            catalog::upsert_variant(
+                sql,
+                &VariantInput {
+                    sku: sku("BUNDLE"),
+                    product_id: None,
+                    title: None,
+                    option_values: serde_json::json!({}),
+                    barcode: None,
+                    buffer: 0,
+                    kit: Some(vec![(sku("TEE"), 2), (sku("CAP"), 1)]),
+                },
+            )?;
+            catalog::upsert_channel(
+                sql,
+                &ChannelInput {
+                    code: code("web"),
+                    kind: "manual".into(),
+                    rules: ChannelRules::default(),
+                    feeding_locations: Some(vec![code("a"), code("b")]),
+                },
+            )?;
+            let items: Vec<MovementItem> = [("TEE", "a", 3), ("TEE", "b", 4), ("CAP", "b", 1)]
+                .into_iter()
+                .map(|(s, l, q)| MovementItem {
+                    movement: Movement::Receive {
+                        sku: sku(s),
+                        location: code(l),
+                        quantity: Quantity::parse(q).unwrap(),
+                    },
+                    note: None,
+                    idempotency: None,
+                })
+                .collect();
+            movements::apply_batch(sql, &ctx(), &items)?;
+            Ok(())
+        })
+        .unwrap();
+    let outcome = store
+        .write_blocking(|sql| {
+            orders::apply_snapshot(
+                sql,
+                &ctx(),
+                &OrderSnapshot {
+                    channel: code("web"),
+                    external_id: "o1".into(),
+                    version: Some(1),
+                    status: OrderStatus::Open,
+                    lines: vec![
+                        SnapshotLine {
+                            line_id: "1".into(),
+                            channel_sku: "TEE".into(),
+                            quantity: 5,
+                        },
+                        SnapshotLine {
+                            line_id: "2".into(),
+                            channel_sku: "BUNDLE".into(),
+                            quantity: 1,
+                        },
+                        SnapshotLine {
+                            line_id: "3".into(),
+                            channel_sku: "NOPE".into(),
+                            quantity: 1,
+                        },
+                    ],
+                    raw: serde_json::json!({}),
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(outcome.outcome, "created");
+    let l = &outcome.order.lines;
+    assert_eq!((l[0].state.committed, l[0].state.short), (5, 0));
+    // TEE: 7 on hand, 5 committed to line 1 → 2 free at b; the bundle needs 2 TEE + 1 CAP at b.
+    assert_eq!((l[1].state.committed, l[1].state.short), (1, 0));
+    assert!(l[2].sku.is_none());
+    let view = store
+        .read_blocking(|sql| stock::stock_view(sql, "TEE"))
+        .unwrap();
+    assert_eq!(view.channels[0].available, 0);
+    // Stale version changes nothing.
+    let stale = store
+        .write_blocking(|sql| {
+            orders::apply_snapshot(
+                sql,
+                &ctx(),
+                &OrderSnapshot {
+                    channel: code("web"),
+                    external_id: "o1".into(),
+                    version: Some(0),
+                    status: OrderStatus::Cancelled,
+                    lines: vec![],
+                    raw: serde_json::json!({}),
+                },
+            )
+        })
+        .unwrap();
+    assert_eq!(stale.outcome, "stale");
+    // Reservation refused: nothing free.
+    let err = store
+        .write_blocking(|sql| {
+            reservations::reserve(
+                sql,
+                &ctx(),
+                &ReserveInput {
+                    channel: code("web"),
+                    sku: sku("TEE"),
+                    quantity: Quantity::parse(1).unwrap(),
+                    location: None,
+                    expires_in_ms: 1000,
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::InsufficientStock { available: 0, .. }),
+        "{err:?}"
+    );
+    // Cancel releases; ship part of it first.
+    store
+        .write_blocking(|sql| {
+            orders::ship(
+                sql,
+                &ctx(),
+                "web",
+                "o1",
+                &[LineQuantity {
+                    line_id: "1".into(),
+                    quantity: Quantity::parse(2).unwrap(),
+                    restock: false,
+                    location: None,
+                }],
+            )?;
+            orders::cancel(sql, &ctx(), "web", "o1")
+        })
+        .unwrap();
+    let view = store
+        .read_blocking(|sql| stock::stock_view(sql, "TEE"))
+        .unwrap();
+    assert_eq!(view.levels.iter().map(|l| l.on_hand).sum::<i64>(), 5);
+    assert_eq!(view.channels[0].available, 5);
+    let report = store.read_blocking(verify::verify).unwrap();
+    assert!(report.differences.is_empty(), "{:#?}", report.differences);
+    assert!(report.ledger_entries > 5);
+}
