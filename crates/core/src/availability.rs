@@ -19,6 +19,7 @@ pub const SHARE_WHOLE_PPM: i64 = 1_000_000;
 
 /// A channel's availability rules (DESIGN §4).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelRules {
     /// Units held back from this channel for every SKU, invisible to the channel.
     pub buffer: i64,

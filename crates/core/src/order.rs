@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 /// Whether the channel still wants the order's unshipped units.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OrderStatus {
     /// Unshipped units are wanted: commit what is free, record the rest as short.
@@ -35,6 +36,7 @@ impl OrderStatus {
 
 /// The state of one order line, in units.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineState {
     pub committed: i64,
     pub short: i64,

@@ -3,6 +3,7 @@
 
 /// Where in a batch a refusal applies, and why.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ItemError {
     pub index: usize,
     pub kind: &'static str,

@@ -34,6 +34,7 @@ pub struct ProductInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Product {
     pub id: String,
     pub title: String,
@@ -54,16 +55,19 @@ pub struct VariantInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KitComponent {
     pub sku: String,
     pub units: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Variant {
     pub sku: String,
     pub product_id: Option<String>,
     pub title: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub option_values: Json,
     pub barcode: Option<String>,
     pub buffer: i64,
@@ -88,6 +92,7 @@ pub struct LocationInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Location {
     pub code: String,
     pub name: String,
@@ -103,6 +108,7 @@ pub struct ChannelInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Channel {
     pub code: String,
     pub kind: String,
@@ -148,6 +154,7 @@ pub struct MovementItem {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Level {
     pub sku: String,
     pub location: String,
@@ -156,6 +163,7 @@ pub struct Level {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MovementResult {
     pub index: usize,
     /// `applied`, or `replayed` when its idempotency key was applied before.
@@ -173,16 +181,19 @@ pub struct ReserveInput {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AllocationView {
     pub location: String,
     pub committed: i64,
     pub shipped: i64,
     pub restocked: i64,
     /// `[[sku, units per unit], …]`: what one unit of the holder took from the location.
+    #[cfg_attr(feature = "openapi", schema(value_type = Vec<Object>))]
     pub recipe: Vec<(String, i64)>,
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Reservation {
     pub id: i64,
     pub channel: String,
@@ -197,6 +208,7 @@ pub struct Reservation {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderKey {
     pub channel: String,
     pub external_id: String,
@@ -223,6 +235,7 @@ pub struct OrderSnapshot {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LineView {
     pub line_id: String,
     pub channel_sku: String,
@@ -236,6 +249,7 @@ pub struct LineView {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderView {
     pub channel: String,
     pub external_id: String,
@@ -249,6 +263,7 @@ pub struct OrderView {
 /// What an order intake did: `created`, `updated`, `unchanged` (same state) or `stale` (an older
 /// version than the one applied: nothing changed).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderOutcome {
     pub outcome: &'static str,
     pub order: OrderView,
@@ -265,6 +280,7 @@ pub struct LineQuantity {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnmappedLine {
     pub id: i64,
     pub channel: String,
@@ -275,6 +291,7 @@ pub struct UnmappedLine {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     pub seq: i64,
     pub at_ms: i64,
@@ -292,7 +309,9 @@ pub struct LedgerEntry {
     pub order: Option<OrderKey>,
     pub line_id: Option<String>,
     pub reservation_id: Option<i64>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub line_delta: Option<Json>,
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Object>))]
     pub detail: Option<Json>,
 }
 
@@ -312,6 +331,7 @@ pub struct LedgerQuery {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChannelAvailability {
     pub channel: String,
     /// Free units over the channel's feeding locations (whole kits, for a kit).
@@ -320,6 +340,7 @@ pub struct ChannelAvailability {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StockView {
     pub sku: String,
     pub is_kit: bool,
@@ -329,8 +350,10 @@ pub struct StockView {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OrderStory {
     pub order: OrderView,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub snapshot: Json,
     pub reservation: Option<i64>,
     pub ledger: Vec<LedgerEntry>,

@@ -24,6 +24,7 @@ pub type Job = Box<dyn FnOnce(&mut dyn Sql) -> Finish + Send>;
 /// How many transactions committed and how many units of work they carried: the ratio is what
 /// group commit buys.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CommitStats {
     pub commits: u64,
     pub operations: u64,

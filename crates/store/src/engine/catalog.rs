@@ -5,10 +5,11 @@ use std::collections::BTreeSet;
 use serde_json::Value as Json;
 use stockhub_core::{ChannelRules, Sku};
 
+use super::stock::fill_shortfalls;
 use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Channel, ChannelInput, KitComponent, Location, LocationInput, Product, ProductInput, Variant,
+    Channel, ChannelInput, Ctx, KitComponent, Location, LocationInput, Product, ProductInput, Variant,
     VariantFilter, VariantInput,
 };
 use crate::sql::{Row, Sql};
@@ -112,6 +113,14 @@ pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<
         )?;
     }
     Ok(input.kit.as_ref().map(|_| input.sku.clone()))
+}
+
+/// Creates or replaces a variant and, for a kit whose recipe changed, fills the kit's open
+/// shortfalls that the new recipe can cover.
+pub fn put_variant(sql: &mut dyn Sql, ctx: &Ctx, input: &VariantInput) -> Result<Variant> {
+    let kit = upsert_variant(sql, input)?;
+    fill_shortfalls(sql, ctx, &kit.into_iter().map(|k| k.to_string()).collect())?;
+    get_variant(sql, input.sku.as_str())?.ok_or_else(|| StoreError::not_found("sku", input.sku.as_str()))
 }
 
 fn check_recipe(sql: &mut dyn Sql, kit: &Sku, recipe: &[(Sku, i64)]) -> Result<()> {
@@ -329,6 +338,22 @@ pub fn upsert_channel(sql: &mut dyn Sql, input: &ChannelInput) -> Result<Channel
     )?;
     get_channel(sql, input.code.as_str())?
         .ok_or_else(|| StoreError::not_found("channel", input.code.as_str()))
+}
+
+/// Creates or replaces a channel, then fills its short lines from its (new) feeding locations.
+pub fn put_channel(sql: &mut dyn Sql, ctx: &Ctx, input: &ChannelInput) -> Result<Channel> {
+    let channel = upsert_channel(sql, input)?;
+    let short: BTreeSet<String> = sql
+        .query(
+            "SELECT DISTINCT ol.sku FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+             WHERE o.channel = ?1 AND ol.short > 0",
+            args![channel.code.as_str()],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect();
+    fill_shortfalls(sql, ctx, &short)?;
+    Ok(channel)
 }
 
 fn check_rules(rules: &ChannelRules) -> Result<()> {

@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::sql::Sql;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Difference {
     /// `stock_level`, `order_line`, `ledger_running_total` or `allocations`.
     pub projection: &'static str,
@@ -21,6 +22,7 @@ pub struct Difference {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub ledger_entries: i64,
     pub levels_checked: usize,

@@ -1,0 +1,354 @@
+//! Products, variants, locations and channels.
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value as Json_};
+use stockhub_core::{ChannelRules, Code, Sku, SHARE_WHOLE_PPM};
+use stockhub_store::engine::catalog;
+use stockhub_store::model::{
+    Channel, ChannelInput, Location, LocationInput, Product, ProductInput, Variant, VariantFilter,
+    VariantInput,
+};
+use stockhub_store::{ItemError, StoreError};
+
+use crate::extract::JsonBody;
+use crate::problem::{ApiError, ApiResult, Problem};
+use crate::write::{self, Caller};
+use crate::{parse_code, parse_sku, to_json, AppState};
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ProductBody {
+    pub title: String,
+    pub vendor: Option<String>,
+    #[serde(default)]
+    pub option_names: Vec<String>,
+}
+
+/// Creates or replaces a product (organizational metadata only).
+#[utoipa::path(put, path = "/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "the product's id")),
+    request_body = ProductBody,
+    responses((status = 200, body = Product), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn put_product(State(state): State<AppState>, Path(id): Path<String>, caller: Caller, body: JsonBody<ProductBody>) -> ApiResult<Response> {
+    if id.trim().is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
+        return Err(ApiError::invalid("invalid-request", "product id must be 1 to 128 printable characters"));
+    }
+    let b = body.value;
+    let input = ProductInput { id, title: b.title, vendor: b.vendor, option_names: b.option_names };
+    write::run(&state, caller, &body.canonical, move |sql, _| Ok((StatusCode::OK, to_json(&catalog::upsert_product(sql, &input)?)))).await
+}
+
+#[utoipa::path(get, path = "/v1/products/{id}", tag = "catalog",
+    params(("id" = String, Path, description = "the product's id")),
+    responses((status = 200, body = Product), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Product>> {
+    let key = id.clone();
+    let found = state.store.read(move |sql| catalog::get_product(sql, &id)).await?;
+    found.map(Json).ok_or_else(|| StoreError::not_found("product", key).into())
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KitComponentBody {
+    pub sku: String,
+    /// Units of the component in one kit.
+    pub units: i64,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantBody {
+    pub product_id: Option<String>,
+    pub title: Option<String>,
+    /// Option name → value, e.g. `{"Size": "M"}`.
+    #[schema(value_type = Option<Object>)]
+    pub option_values: Option<Json_>,
+    pub barcode: Option<String>,
+    /// Units held back from every channel.
+    #[serde(default)]
+    pub buffer: i64,
+    /// Makes the variant a kit of these components.
+    pub kit: Option<Vec<KitComponentBody>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantBatchItem {
+    pub sku: String,
+    pub product_id: Option<String>,
+    pub title: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub option_values: Option<Json_>,
+    pub barcode: Option<String>,
+    #[serde(default)]
+    pub buffer: i64,
+    pub kit: Option<Vec<KitComponentBody>>,
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VariantBatchBody {
+    /// Every variant is upserted, or none is.
+    pub variants: Vec<Json_>,
+}
+
+fn variant_input(sku: &str, b: VariantBody) -> Result<VariantInput, String> {
+    let sku = Sku::parse(sku).map_err(|e| e.to_string())?;
+    let kit = match b.kit {
+        None => None,
+        Some(components) => Some(
+            components
+                .into_iter()
+                .map(|c| Ok((Sku::parse(&c.sku).map_err(|e| format!("kit component: {e}"))?, c.units)))
+                .collect::<Result<Vec<_>, String>>()?,
+        ),
+    };
+    if !(0..=stockhub_core::QUANTITY_MAX).contains(&b.buffer) {
+        return Err(format!("buffer must be 0 to {}, got {}", stockhub_core::QUANTITY_MAX, b.buffer));
+    }
+    Ok(VariantInput {
+        sku,
+        product_id: b.product_id,
+        title: b.title,
+        option_values: b.option_values.unwrap_or_else(|| json!({})),
+        barcode: b.barcode,
+        buffer: b.buffer,
+        kit,
+    })
+}
+
+/// Creates or replaces a variant; with `kit`, a kit of other variants.
+#[utoipa::path(put, path = "/v1/variants/{sku}", tag = "catalog",
+    params(("sku" = String, Path, description = "the SKU (URL-encoded)")),
+    request_body = VariantBody,
+    responses((status = 200, body = Variant), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn put_variant(State(state): State<AppState>, Path(sku): Path<String>, caller: Caller, body: JsonBody<VariantBody>) -> ApiResult<Response> {
+    let input = variant_input(&sku, body.value).map_err(|m| ApiError::invalid("invalid-sku", m))?;
+    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&catalog::put_variant(sql, ctx, &input)?))))
+    .await
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct BatchUpserted {
+    pub upserted: usize,
+}
+
+/// Upserts many variants in one transaction (tested at 10,000 per request): all or nothing.
+#[utoipa::path(post, path = "/v1/variants/batch", tag = "catalog",
+    request_body = VariantBatchBody,
+    responses((status = 200, body = BatchUpserted), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn batch_variants(State(state): State<AppState>, caller: Caller, body: JsonBody<VariantBatchBody>) -> ApiResult<Response> {
+    let mut inputs = Vec::with_capacity(body.value.variants.len());
+    let mut errors = Vec::new();
+    for (index, raw) in body.value.variants.into_iter().enumerate() {
+        let parsed = serde_json::from_value::<VariantBatchItem>(raw).map_err(|e| ("invalid-request", e.to_string())).and_then(|item| {
+            let b = VariantBody { product_id: item.product_id, title: item.title, option_values: item.option_values, barcode: item.barcode, buffer: item.buffer, kit: item.kit };
+            variant_input(&item.sku, b).map_err(|m| ("invalid-sku", m))
+        });
+        match parsed {
+            Ok(input) => inputs.push(input),
+            Err((kind, detail)) => errors.push(ItemError { index, kind, detail }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::batch(errors));
+    }
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        let mut errors = Vec::new();
+        let mut kits = std::collections::BTreeSet::new();
+        for (index, input) in inputs.iter().enumerate() {
+            match catalog::upsert_variant(sql, input) {
+                Ok(kit) => kits.extend(kit.map(|k| k.to_string())),
+                Err(e @ StoreError::Database { .. }) => return Err(e),
+                Err(e) => errors.push(ItemError { index, kind: e.kind(), detail: e.to_string() }),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(StoreError::Batch(errors));
+        }
+        stockhub_store::engine::stock::fill_shortfalls(sql, ctx, &kits)?;
+        Ok((StatusCode::OK, to_json(&BatchUpserted { upserted: inputs.len() })))
+    })
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/variants/{sku}", tag = "catalog",
+    params(("sku" = String, Path, description = "the SKU (URL-encoded)")),
+    responses((status = 200, body = Variant), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_variant(State(state): State<AppState>, Path(sku): Path<String>) -> ApiResult<Json<Variant>> {
+    let sku = parse_sku(&sku)?;
+    let key = sku.to_string();
+    let found = state.store.read(move |sql| catalog::get_variant(sql, sku.as_str())).await?;
+    found.map(Json).ok_or_else(|| StoreError::not_found("sku", key).into())
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct VariantListQuery {
+    /// Only variants of this product.
+    pub product_id: Option<String>,
+    /// Only SKUs that start with this (case-sensitive).
+    pub sku_prefix: Option<String>,
+    /// The `next_cursor` of the previous page.
+    pub cursor: Option<String>,
+    /// Page size, 1–1000 (default 100).
+    pub limit: Option<i64>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct VariantPage {
+    pub items: Vec<Variant>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
+    match limit {
+        None => Ok(100),
+        Some(n) if (1..=1000).contains(&n) => Ok(n),
+        Some(n) => Err(ApiError::invalid("invalid-request", format!("limit must be 1 to 1000, got {n}"))),
+    }
+}
+
+/// Lists variants in SKU order, a page at a time.
+#[utoipa::path(get, path = "/v1/variants", tag = "catalog", params(VariantListQuery),
+    responses((status = 200, body = VariantPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn list_variants(State(state): State<AppState>, Query(q): Query<VariantListQuery>) -> ApiResult<Json<VariantPage>> {
+    let limit = page_limit(q.limit)?;
+    let filter = VariantFilter { product_id: q.product_id, sku_prefix: q.sku_prefix, after_sku: q.cursor, limit: limit + 1 };
+    let mut items = state.store.read(move |sql| catalog::list_variants(sql, &filter)).await?;
+    let next_cursor = if items.len() as i64 > limit {
+        items.truncate(limit as usize);
+        items.last().map(|v| v.sku.clone())
+    } else {
+        None
+    };
+    Ok(Json(VariantPage { items, next_cursor }))
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationBody {
+    /// A readable name; the code when absent.
+    pub name: Option<String>,
+}
+
+#[utoipa::path(put, path = "/v1/locations/{code}", tag = "catalog",
+    params(("code" = String, Path, description = "letters, digits, '-', '_', '.'")),
+    request_body = LocationBody,
+    responses((status = 200, body = Location), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn put_location(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, body: JsonBody<LocationBody>) -> ApiResult<Response> {
+    let code = parse_code("location", &code)?;
+    let input = LocationInput { name: body.value.name.clone().unwrap_or_else(|| code.to_string()), code };
+    write::run(&state, caller, &body.canonical, move |sql, _| Ok((StatusCode::OK, to_json(&catalog::upsert_location(sql, &input)?)))).await
+}
+
+#[utoipa::path(get, path = "/v1/locations", tag = "catalog", responses((status = 200, body = Vec<Location>)))]
+pub async fn list_locations(State(state): State<AppState>) -> ApiResult<Json<Vec<Location>>> {
+    Ok(Json(state.store.read(catalog::list_locations).await?))
+}
+
+#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RulesBody {
+    /// Units held back from this channel for every SKU (default 0).
+    #[serde(default)]
+    pub buffer: i64,
+    /// The share of the pool this channel may show, 0 to 1 (default 1).
+    #[serde(default = "share_whole")]
+    pub share: f64,
+    /// The most this channel is shown for one SKU.
+    pub max_quantity: Option<i64>,
+    /// At or below this many units the channel is shown 0 (default 0).
+    #[serde(default)]
+    pub out_of_stock_threshold: i64,
+}
+
+fn share_whole() -> f64 {
+    1.0
+}
+
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelBody {
+    /// `manual`: orders arrive through the API and nothing is pushed.
+    pub kind: String,
+    pub rules: Option<RulesBody>,
+    /// Location codes in priority order; every location (in code order) when absent.
+    pub feeding_locations: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ChannelView {
+    pub code: String,
+    pub kind: String,
+    pub rules: RulesBody,
+    pub feeding_locations: Option<Vec<String>>,
+}
+
+fn channel_view(c: Channel) -> ChannelView {
+    ChannelView {
+        rules: RulesBody {
+            buffer: c.rules.buffer,
+            share: c.rules.share_ppm as f64 / SHARE_WHOLE_PPM as f64,
+            max_quantity: c.rules.max_quantity,
+            out_of_stock_threshold: c.rules.out_of_stock_threshold,
+        },
+        code: c.code,
+        kind: c.kind,
+        feeding_locations: c.feeding_locations,
+    }
+}
+
+fn channel_input(code: Code, b: ChannelBody) -> ApiResult<ChannelInput> {
+    let r = b.rules.unwrap_or(RulesBody { share: 1.0, ..RulesBody::default() });
+    if !(0.0..=1.0).contains(&r.share) || r.share.is_nan() {
+        return Err(ApiError::invalid("invalid-request", format!("rules.share must be between 0 and 1, got {}", r.share)));
+    }
+    let feeding_locations = match b.feeding_locations {
+        None => None,
+        Some(list) => Some(list.iter().map(|l| parse_code("location", l)).collect::<ApiResult<Vec<Code>>>()?),
+    };
+    Ok(ChannelInput {
+        code,
+        kind: b.kind,
+        rules: ChannelRules {
+            buffer: r.buffer,
+            share_ppm: (r.share * SHARE_WHOLE_PPM as f64).round() as i64,
+            max_quantity: r.max_quantity,
+            out_of_stock_threshold: r.out_of_stock_threshold,
+        },
+        feeding_locations,
+    })
+}
+
+/// Creates or replaces a channel with its rules. Units owed to short lines of this channel are
+/// filled at once if the new feeding locations have them.
+#[utoipa::path(put, path = "/v1/channels/{code}", tag = "catalog",
+    params(("code" = String, Path, description = "letters, digits, '-', '_', '.'")),
+    request_body = ChannelBody,
+    responses((status = 200, body = ChannelView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
+pub async fn put_channel(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, body: JsonBody<ChannelBody>) -> ApiResult<Response> {
+    let code = parse_code("channel", &code)?;
+    let input = channel_input(code, body.value)?;
+    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&channel_view(catalog::put_channel(sql, ctx, &input)?)))))
+    .await
+}
+
+#[utoipa::path(get, path = "/v1/channels", tag = "catalog", responses((status = 200, body = Vec<ChannelView>)))]
+pub async fn list_channels(State(state): State<AppState>) -> ApiResult<Json<Vec<ChannelView>>> {
+    let channels = state.store.read(catalog::list_channels).await?;
+    Ok(Json(channels.into_iter().map(channel_view).collect()))
+}
+
+#[utoipa::path(get, path = "/v1/channels/{code}", tag = "catalog",
+    params(("code" = String, Path, description = "the channel's code")),
+    responses((status = 200, body = ChannelView), (status = 404, body = Problem, content_type = "application/problem+json")))]
+pub async fn get_channel(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<Json<ChannelView>> {
+    let channel = state.store.read(move |sql| catalog::require_channel(sql, &code)).await?;
+    Ok(Json(channel_view(channel)))
+}

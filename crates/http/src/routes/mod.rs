@@ -1,0 +1,8 @@
+//! The `/v1` API, one module per resource.
+
+pub mod audit;
+pub mod catalog;
+pub mod orders;
+pub mod reservations;
+pub mod stock;
+pub mod system;
