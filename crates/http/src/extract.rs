@@ -62,5 +62,56 @@ pub fn parse_json(bytes: &[u8]) -> Result<Json, ApiError> {
 
 /// Shapes a parsed document into a wire type; the message names the field at fault.
 pub fn shape<T: DeserializeOwned>(value: Json) -> Result<T, ApiError> {
-    serde_json::from_value(value).map_err(|e| ApiError::invalid("invalid-request", format!("the request does not have the expected shape: {e}")))
+    serde_json::from_value(value).map_err(|e| {
+        ApiError::invalid(
+            "invalid-request",
+            format!("the request does not have the expected shape: {e}"),
+        )
+    })
+}
+
+/// `axum::extract::Query` whose refusal is a problem document.
+pub struct ApiQuery<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> axum::extract::FromRequestParts<S> for ApiQuery<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Query(v)| Self(v))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-query",
+                    format!("the query string is not valid: {}", e.body_text()),
+                )
+            })
+    }
+}
+
+/// `axum::extract::Path` whose refusal is a problem document.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> axum::extract::FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(v)| Self(v))
+            .map_err(|e| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid-path",
+                    format!("a path parameter is not valid: {}", e.body_text()),
+                )
+            })
+    }
 }

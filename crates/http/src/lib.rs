@@ -97,7 +97,10 @@ pub fn router(state: AppState) -> Router {
         .split_for_parts();
     let api = Arc::new(api);
     router
-        .route("/openapi.json", axum::routing::get(move || async move { Json(api.as_ref().clone()) }))
+        .route(
+            "/openapi.json",
+            axum::routing::get(move || async move { Json(api.as_ref().clone()) }),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::disable())
@@ -111,11 +114,19 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 }
 
 async fn not_found() -> impl IntoResponse {
-    ApiError::new(StatusCode::NOT_FOUND, "not-found", "no such route; see /openapi.json")
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        "not-found",
+        "no such route; see /openapi.json",
+    )
 }
 
 async fn method_not_allowed() -> impl IntoResponse {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "this route does not take that method; see /openapi.json")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method-not-allowed",
+        "this route does not take that method; see /openapi.json",
+    )
 }
 
 /// Serves until `shutdown` resolves, then finishes the requests in flight.
@@ -124,7 +135,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 pub(crate) fn parse_sku(raw: &str) -> ApiResult<Sku> {
@@ -132,13 +145,26 @@ pub(crate) fn parse_sku(raw: &str) -> ApiResult<Sku> {
 }
 
 pub(crate) fn parse_code(what: &'static str, raw: &str) -> ApiResult<Code> {
-    Code::parse(what, raw).map_err(|e| ApiError::invalid(if what == "location" { "invalid-location" } else { "invalid-channel" }, e.to_string()))
+    Code::parse(what, raw).map_err(|e| {
+        ApiError::invalid(
+            if what == "location" {
+                "invalid-location"
+            } else {
+                "invalid-channel"
+            },
+            e.to_string(),
+        )
+    })
 }
 
 /// An RFC 3339 time as milliseconds since the epoch.
 pub(crate) fn parse_time_ms(raw: &str, name: &str) -> Result<i64, String> {
-    let t = humantime::parse_rfc3339_weak(raw).map_err(|e| format!("{name} must be an RFC 3339 time like 2026-11-28T09:30:00Z: {e}"))?;
-    let ms = t.duration_since(std::time::UNIX_EPOCH).map_err(|_| format!("{name} is before 1970"))?.as_millis();
+    let t = humantime::parse_rfc3339_weak(raw)
+        .map_err(|e| format!("{name} must be an RFC 3339 time like 2026-11-28T09:30:00Z: {e}"))?;
+    let ms = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_err(|_| format!("{name} is before 1970"))?
+        .as_millis();
     i64::try_from(ms).map_err(|_| format!("{name} is too far in the future"))
 }
 

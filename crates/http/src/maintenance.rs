@@ -30,8 +30,13 @@ const BATCH: i64 = 500;
 pub async fn sweep_reservations(store: &Store) -> stockhub_store::Result<usize> {
     let mut total = 0;
     loop {
-        let ctx = Ctx::system("reservation-sweeper", format!("sweep-{}", std::process::id()));
-        let n = store.write(move |sql| reservations::expire_due(sql, &ctx, BATCH)).await?;
+        let ctx = Ctx::system(
+            "reservation-sweeper",
+            format!("sweep-{}", std::process::id()),
+        );
+        let n = store
+            .write(move |sql| reservations::expire_due(sql, &ctx, BATCH))
+            .await?;
         total += n;
         if (n as i64) < BATCH {
             return Ok(total);
@@ -42,7 +47,8 @@ pub async fn sweep_reservations(store: &Store) -> stockhub_store::Result<usize> 
 pub async fn run(store: Store, settings: MaintenanceSettings, mut shutdown: watch::Receiver<bool>) {
     let mut sweep = tokio::time::interval(settings.reservation_sweep_interval);
     let mut forget = tokio::time::interval(Duration::from_secs(3600));
-    let retention_ms = i64::try_from(settings.idempotency_retention.as_millis()).unwrap_or(i64::MAX);
+    let retention_ms =
+        i64::try_from(settings.idempotency_retention.as_millis()).unwrap_or(i64::MAX);
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,

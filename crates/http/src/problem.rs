@@ -95,9 +95,13 @@ impl From<StoreError> for ApiError {
             StoreError::StockConflict(_)
             | StoreError::ReservationExpired { .. }
             | StoreError::ReservationNotActive { .. }
-            | StoreError::IdempotencyConflict => Self::new(StatusCode::CONFLICT, kind, e.to_string()),
+            | StoreError::IdempotencyConflict => {
+                Self::new(StatusCode::CONFLICT, kind, e.to_string())
+            }
             StoreError::Batch(errors) => Self::batch(errors),
-            StoreError::Unavailable => Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, e.to_string()),
+            StoreError::Unavailable => {
+                Self::new(StatusCode::SERVICE_UNAVAILABLE, kind, e.to_string())
+            }
             StoreError::Database { .. } => {
                 tracing::error!(error = ?e, "database failure");
                 Self::new(

@@ -16,7 +16,7 @@ use serde_json::Value as Json_;
 use sha2::{Digest, Sha256};
 use stockhub_store::engine::idempotency::{self, Prior};
 use stockhub_store::model::Ctx;
-use stockhub_store::{Sql, StoreError};
+use stockhub_store::{ItemError, Sql, StoreError};
 
 use crate::problem::{ApiError, ApiResult};
 use crate::AppState;
@@ -25,6 +25,7 @@ pub const IDEMPOTENCY_HEADER: &str = "idempotency-key";
 const KEY_MAX_CHARS: usize = 255;
 
 /// The caller of a request: attribution for the ledger and the idempotency scope.
+/// The scope is (token, method, decoded path, key).
 pub struct Caller {
     pub ctx: Ctx,
     /// The token the request was made with; `anonymous` until API tokens exist.
@@ -53,11 +54,15 @@ fn new_request_id() -> String {
 }
 
 pub fn check_key(raw: &str, what: &str) -> Result<String, String> {
-    let ok = !raw.is_empty() && raw.chars().count() <= KEY_MAX_CHARS && raw.chars().all(|c| c.is_ascii_graphic());
+    let ok = !raw.is_empty()
+        && raw.chars().count() <= KEY_MAX_CHARS
+        && raw.chars().all(|c| c.is_ascii_graphic());
     if ok {
         Ok(raw.to_owned())
     } else {
-        Err(format!("{what} must be 1 to {KEY_MAX_CHARS} visible ASCII characters"))
+        Err(format!(
+            "{what} must be 1 to {KEY_MAX_CHARS} visible ASCII characters"
+        ))
     }
 }
 
@@ -65,12 +70,21 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _: &AppState) -> Result<Self, ApiError> {
-        let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
         let key = match parts.headers.get(IDEMPOTENCY_HEADER) {
             None => None,
             Some(v) => {
                 let raw = v.to_str().unwrap_or("");
-                Some(check_key(raw, "the Idempotency-Key header").map_err(|m| ApiError::invalid("invalid-idempotency-key", m))?)
+                Some(
+                    check_key(raw, "the Idempotency-Key header")
+                        .map_err(|m| ApiError::invalid("invalid-idempotency-key", m))?,
+                )
             }
         };
         let request_id = header("x-request-id")
@@ -85,7 +99,10 @@ impl FromRequestParts<AppState> for Caller {
             },
             token,
             method: parts.method.to_string(),
-            path: parts.uri.path().to_owned(),
+            // Decoded, so that `/v1/variants/A%2DB` and `/v1/variants/A-B` share one scope.
+            path: percent_encoding::percent_decode_str(parts.uri.path())
+                .decode_utf8_lossy()
+                .into_owned(),
             key,
         })
     }
@@ -161,7 +178,12 @@ impl InFlight {
 
 /// Runs a write as one unit of work. With an idempotency key, the check, the write and the
 /// stored answer share that unit's transaction.
-pub async fn run<F>(state: &AppState, caller: Caller, canonical: &Json_, f: F) -> ApiResult<Response>
+pub async fn run<F>(
+    state: &AppState,
+    caller: Caller,
+    canonical: &Json_,
+    f: F,
+) -> ApiResult<Response>
 where
     F: FnOnce(&mut dyn Sql, &Ctx) -> stockhub_store::Result<(StatusCode, Json_)> + Send + 'static,
 {
@@ -184,7 +206,11 @@ where
         .write(move |sql| {
             match idempotency::lookup(sql, &scope, &hash)? {
                 Prior::Replay { status, body } => {
-                    return Ok((StatusCode::from_u16(status).unwrap_or(StatusCode::OK), body, true))
+                    return Ok((
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        body,
+                        true,
+                    ))
                 }
                 Prior::None => {}
             }
@@ -195,7 +221,28 @@ where
         .await?;
     let mut response = (status, Json(body)).into_response();
     if replayed {
-        response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+        response
+            .headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(response)
+}
+
+/// The answer to a batch refused at the edge: its own item errors plus those the store found in
+/// the well-formed items (`positions[i]` is the batch index of the i-th well-formed item).
+pub fn merge_item_errors(
+    mut errors: Vec<ItemError>,
+    checked: Option<StoreError>,
+    positions: &[usize],
+) -> ApiError {
+    match checked {
+        Some(StoreError::Batch(found)) => errors.extend(found.into_iter().map(|e| ItemError {
+            index: positions[e.index],
+            ..e
+        })),
+        Some(other) => return other.into(),
+        None => {}
+    }
+    errors.sort_by_key(|e| e.index);
+    ApiError::batch(errors)
 }

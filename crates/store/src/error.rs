@@ -79,6 +79,7 @@ impl StoreError {
                 "order line" => "unknown-order-line",
                 "reservation" => "unknown-reservation",
                 "unmapped line" => "unknown-unmapped-line",
+                "product" => "unknown-product",
                 _ => "not-found",
             },
             Self::Invalid(_) => "invalid-request",

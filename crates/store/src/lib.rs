@@ -17,7 +17,11 @@ pub use sql::Sql;
 pub use store::{Backend, CommitStats, Job, Store};
 
 /// Where a store lives: `sqlite://PATH`, `sqlite:PATH` or a plain file path.
-pub fn open(url: &str, clock: std::sync::Arc<dyn Clock>, options: sqlite::SqliteOptions) -> Result<Store> {
+pub fn open(
+    url: &str,
+    clock: std::sync::Arc<dyn Clock>,
+    options: sqlite::SqliteOptions,
+) -> Result<Store> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         return Err(StoreError::Invalid(
             "the PostgreSQL backend is not part of this build yet; use a SQLite path".into(),

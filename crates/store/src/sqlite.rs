@@ -68,7 +68,7 @@ fn db_error(sql: &str, e: rusqlite::Error) -> StoreError {
 }
 
 impl Conn<'_> {
-    fn bind<'s>(&self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
+    fn bind(&self, sql: &str, params: &[Value]) -> Result<rusqlite::CachedStatement<'_>> {
         let mut stmt = self
             .conn
             .prepare_cached(sql)

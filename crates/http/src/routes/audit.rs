@@ -1,12 +1,13 @@
 //! The audit trail: the ledger, filtered and paged, and the whole story of one order.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stockhub_core::EntryKind;
 use stockhub_store::engine::{ledger, orders};
 use stockhub_store::model::{LedgerEntry, LedgerQuery, OrderKey, OrderStory};
 
+use crate::extract::{ApiPath, ApiQuery};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::{parse_time_ms, AppState};
 
@@ -45,26 +46,49 @@ pub struct LedgerPage {
 /// Ledger entries matching every filter given, a page at a time.
 #[utoipa::path(get, path = "/v1/ledger", tag = "audit", params(LedgerParams),
     responses((status = 200, body = LedgerPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn get_ledger(State(state): State<AppState>, Query(p): Query<LedgerParams>) -> ApiResult<Json<LedgerPage>> {
+pub async fn get_ledger(
+    State(state): State<AppState>,
+    ApiQuery(p): ApiQuery<LedgerParams>,
+) -> ApiResult<Json<LedgerPage>> {
     let limit = crate::routes::catalog::page_limit(p.limit)?;
     let order = match (p.order_channel, p.order_id) {
-        (Some(channel), Some(external_id)) => Some(OrderKey { channel, external_id }),
+        (Some(channel), Some(external_id)) => Some(OrderKey {
+            channel,
+            external_id,
+        }),
         (None, None) => None,
-        _ => return Err(ApiError::invalid("invalid-request", "give order_channel and order_id together")),
+        _ => {
+            return Err(ApiError::invalid(
+                "invalid-request",
+                "give order_channel and order_id together",
+            ))
+        }
     };
     let kind = match p.kind.as_deref() {
         None => None,
         Some(k) => Some(EntryKind::parse(k).ok_or_else(|| {
             let known: Vec<&str> = EntryKind::ALL.iter().map(|k| k.as_str()).collect();
-            ApiError::invalid("invalid-request", format!("unknown kind {k:?}; use one of {known:?}"))
+            ApiError::invalid(
+                "invalid-request",
+                format!("unknown kind {k:?}; use one of {known:?}"),
+            )
         })?),
     };
     let newest_first = match p.order.as_deref() {
         None | Some("asc") => false,
         Some("desc") => true,
-        Some(o) => return Err(ApiError::invalid("invalid-request", format!("order must be asc or desc, got {o:?}"))),
+        Some(o) => {
+            return Err(ApiError::invalid(
+                "invalid-request",
+                format!("order must be asc or desc, got {o:?}"),
+            ))
+        }
     };
-    let map_time = |t: Option<String>, name: &str| t.map(|t| parse_time_ms(&t, name)).transpose().map_err(|m| ApiError::invalid("invalid-request", m));
+    let map_time = |t: Option<String>, name: &str| {
+        t.map(|t| parse_time_ms(&t, name))
+            .transpose()
+            .map_err(|m| ApiError::invalid("invalid-request", m))
+    };
     let query = LedgerQuery {
         sku: p.sku,
         order,
@@ -77,14 +101,20 @@ pub async fn get_ledger(State(state): State<AppState>, Query(p): Query<LedgerPar
         newest_first,
         limit: limit + 1,
     };
-    let mut entries = state.store.read(move |sql| ledger::query(sql, &query)).await?;
+    let mut entries = state
+        .store
+        .read(move |sql| ledger::query(sql, &query))
+        .await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);
         entries.last().map(|e| e.seq)
     } else {
         None
     };
-    Ok(Json(LedgerPage { entries, next_cursor }))
+    Ok(Json(LedgerPage {
+        entries,
+        next_cursor,
+    }))
 }
 
 /// What exactly happened to one order: its lines, the last snapshot, the reservation it came
@@ -92,6 +122,14 @@ pub async fn get_ledger(State(state): State<AppState>, Query(p): Query<LedgerPar
 #[utoipa::path(get, path = "/v1/audit/orders/{channel}/{external_id}", tag = "audit",
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     responses((status = 200, body = OrderStory), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn order_story(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>) -> ApiResult<Json<OrderStory>> {
-    Ok(Json(state.store.read(move |sql| orders::story(sql, &channel, &external_id)).await?))
+pub async fn order_story(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<OrderStory>> {
+    Ok(Json(
+        state
+            .store
+            .read(move |sql| orders::story(sql, &channel, &external_id))
+            .await?,
+    ))
 }

@@ -1,6 +1,6 @@
 //! Products, variants, locations and channels.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -14,7 +14,7 @@ use stockhub_store::model::{
 };
 use stockhub_store::{ItemError, StoreError};
 
-use crate::extract::JsonBody;
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
 use crate::{parse_code, parse_sku, to_json, AppState};
@@ -33,22 +33,49 @@ pub struct ProductBody {
     params(("id" = String, Path, description = "the product's id")),
     request_body = ProductBody,
     responses((status = 200, body = Product), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn put_product(State(state): State<AppState>, Path(id): Path<String>, caller: Caller, body: JsonBody<ProductBody>) -> ApiResult<Response> {
+pub async fn put_product(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+    caller: Caller,
+    body: JsonBody<ProductBody>,
+) -> ApiResult<Response> {
     if id.trim().is_empty() || id.chars().count() > 128 || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid-request", "product id must be 1 to 128 printable characters"));
+        return Err(ApiError::invalid(
+            "invalid-request",
+            "product id must be 1 to 128 printable characters",
+        ));
     }
     let b = body.value;
-    let input = ProductInput { id, title: b.title, vendor: b.vendor, option_names: b.option_names };
-    write::run(&state, caller, &body.canonical, move |sql, _| Ok((StatusCode::OK, to_json(&catalog::upsert_product(sql, &input)?)))).await
+    let input = ProductInput {
+        id,
+        title: b.title,
+        vendor: b.vendor,
+        option_names: b.option_names,
+    };
+    write::run(&state, caller, &body.canonical, move |sql, _| {
+        Ok((
+            StatusCode::OK,
+            to_json(&catalog::upsert_product(sql, &input)?),
+        ))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/products/{id}", tag = "catalog",
     params(("id" = String, Path, description = "the product's id")),
     responses((status = 200, body = Product), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_product(State(state): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<Product>> {
+pub async fn get_product(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<String>,
+) -> ApiResult<Json<Product>> {
     let key = id.clone();
-    let found = state.store.read(move |sql| catalog::get_product(sql, &id)).await?;
-    found.map(Json).ok_or_else(|| StoreError::not_found("product", key).into())
+    let found = state
+        .store
+        .read(move |sql| catalog::get_product(sql, &id))
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| StoreError::not_found("product", key).into())
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -96,19 +123,32 @@ pub struct VariantBatchBody {
     pub variants: Vec<Json_>,
 }
 
-fn variant_input(sku: &str, b: VariantBody) -> Result<VariantInput, String> {
-    let sku = Sku::parse(sku).map_err(|e| e.to_string())?;
+fn variant_input(sku: &str, b: VariantBody) -> Result<VariantInput, (&'static str, String)> {
+    let sku = Sku::parse(sku).map_err(|e| ("invalid-sku", e.to_string()))?;
     let kit = match b.kit {
         None => None,
         Some(components) => Some(
             components
                 .into_iter()
-                .map(|c| Ok((Sku::parse(&c.sku).map_err(|e| format!("kit component: {e}"))?, c.units)))
-                .collect::<Result<Vec<_>, String>>()?,
+                .map(|c| {
+                    Ok((
+                        Sku::parse(&c.sku)
+                            .map_err(|e| ("invalid-sku", format!("kit component: {e}")))?,
+                        c.units,
+                    ))
+                })
+                .collect::<Result<Vec<_>, (&'static str, String)>>()?,
         ),
     };
     if !(0..=stockhub_core::QUANTITY_MAX).contains(&b.buffer) {
-        return Err(format!("buffer must be 0 to {}, got {}", stockhub_core::QUANTITY_MAX, b.buffer));
+        return Err((
+            "invalid-request",
+            format!(
+                "buffer must be 0 to {}, got {}",
+                stockhub_core::QUANTITY_MAX,
+                b.buffer
+            ),
+        ));
     }
     Ok(VariantInput {
         sku,
@@ -126,9 +166,19 @@ fn variant_input(sku: &str, b: VariantBody) -> Result<VariantInput, String> {
     params(("sku" = String, Path, description = "the SKU (URL-encoded)")),
     request_body = VariantBody,
     responses((status = 200, body = Variant), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn put_variant(State(state): State<AppState>, Path(sku): Path<String>, caller: Caller, body: JsonBody<VariantBody>) -> ApiResult<Response> {
-    let input = variant_input(&sku, body.value).map_err(|m| ApiError::invalid("invalid-sku", m))?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&catalog::put_variant(sql, ctx, &input)?))))
+pub async fn put_variant(
+    State(state): State<AppState>,
+    ApiPath(sku): ApiPath<String>,
+    caller: Caller,
+    body: JsonBody<VariantBody>,
+) -> ApiResult<Response> {
+    let input = variant_input(&sku, body.value).map_err(|(kind, m)| ApiError::invalid(kind, m))?;
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&catalog::put_variant(sql, ctx, &input)?),
+        ))
+    })
     .await
 }
 
@@ -141,49 +191,101 @@ pub struct BatchUpserted {
 #[utoipa::path(post, path = "/v1/variants/batch", tag = "catalog",
     request_body = VariantBatchBody,
     responses((status = 200, body = BatchUpserted), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn batch_variants(State(state): State<AppState>, caller: Caller, body: JsonBody<VariantBatchBody>) -> ApiResult<Response> {
+pub async fn batch_variants(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody<VariantBatchBody>,
+) -> ApiResult<Response> {
     let mut inputs = Vec::with_capacity(body.value.variants.len());
+    let mut positions = Vec::with_capacity(body.value.variants.len());
     let mut errors = Vec::new();
     for (index, raw) in body.value.variants.into_iter().enumerate() {
-        let parsed = serde_json::from_value::<VariantBatchItem>(raw).map_err(|e| ("invalid-request", e.to_string())).and_then(|item| {
-            let b = VariantBody { product_id: item.product_id, title: item.title, option_values: item.option_values, barcode: item.barcode, buffer: item.buffer, kit: item.kit };
-            variant_input(&item.sku, b).map_err(|m| ("invalid-sku", m))
-        });
+        let parsed = serde_json::from_value::<VariantBatchItem>(raw)
+            .map_err(|e| ("invalid-request", e.to_string()))
+            .and_then(|item| {
+                let b = VariantBody {
+                    product_id: item.product_id,
+                    title: item.title,
+                    option_values: item.option_values,
+                    barcode: item.barcode,
+                    buffer: item.buffer,
+                    kit: item.kit,
+                };
+                variant_input(&item.sku, b)
+            });
         match parsed {
-            Ok(input) => inputs.push(input),
-            Err((kind, detail)) => errors.push(ItemError { index, kind, detail }),
+            Ok(input) => {
+                inputs.push(input);
+                positions.push(index);
+            }
+            Err((kind, detail)) => errors.push(ItemError {
+                index,
+                kind,
+                detail,
+            }),
         }
     }
     if !errors.is_empty() {
-        return Err(ApiError::batch(errors));
+        // Check the well-formed items against the store too (rolled back), to name every bad one.
+        let ctx = caller.ctx.clone();
+        let checked = state
+            .store
+            .write(move |sql| {
+                upsert_all(sql, &ctx, &inputs).and(Err::<(), _>(StoreError::Batch(Vec::new())))
+            })
+            .await;
+        return Err(write::merge_item_errors(errors, checked.err(), &positions));
     }
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        let mut errors = Vec::new();
-        let mut kits = std::collections::BTreeSet::new();
-        for (index, input) in inputs.iter().enumerate() {
-            match catalog::upsert_variant(sql, input) {
-                Ok(kit) => kits.extend(kit.map(|k| k.to_string())),
-                Err(e @ StoreError::Database { .. }) => return Err(e),
-                Err(e) => errors.push(ItemError { index, kind: e.kind(), detail: e.to_string() }),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(StoreError::Batch(errors));
-        }
-        stockhub_store::engine::stock::fill_shortfalls(sql, ctx, &kits)?;
-        Ok((StatusCode::OK, to_json(&BatchUpserted { upserted: inputs.len() })))
+        let upserted = upsert_all(sql, ctx, &inputs)?;
+        Ok((StatusCode::OK, to_json(&BatchUpserted { upserted })))
     })
     .await
+}
+
+/// Upserts every variant or refuses, naming each refused one; then fills the shortfalls of kits
+/// whose recipes changed.
+fn upsert_all(
+    sql: &mut dyn stockhub_store::Sql,
+    ctx: &stockhub_store::model::Ctx,
+    inputs: &[VariantInput],
+) -> Result<usize, StoreError> {
+    let mut errors = Vec::new();
+    let mut kits = std::collections::BTreeSet::new();
+    for (index, input) in inputs.iter().enumerate() {
+        match catalog::upsert_variant(sql, input) {
+            Ok(kit) => kits.extend(kit.map(|k| k.to_string())),
+            Err(e @ StoreError::Database { .. }) => return Err(e),
+            Err(e) => errors.push(ItemError {
+                index,
+                kind: e.kind(),
+                detail: e.to_string(),
+            }),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(StoreError::Batch(errors));
+    }
+    stockhub_store::engine::stock::fill_shortfalls(sql, ctx, &kits)?;
+    Ok(inputs.len())
 }
 
 #[utoipa::path(get, path = "/v1/variants/{sku}", tag = "catalog",
     params(("sku" = String, Path, description = "the SKU (URL-encoded)")),
     responses((status = 200, body = Variant), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_variant(State(state): State<AppState>, Path(sku): Path<String>) -> ApiResult<Json<Variant>> {
+pub async fn get_variant(
+    State(state): State<AppState>,
+    ApiPath(sku): ApiPath<String>,
+) -> ApiResult<Json<Variant>> {
     let sku = parse_sku(&sku)?;
     let key = sku.to_string();
-    let found = state.store.read(move |sql| catalog::get_variant(sql, sku.as_str())).await?;
-    found.map(Json).ok_or_else(|| StoreError::not_found("sku", key).into())
+    let found = state
+        .store
+        .read(move |sql| catalog::get_variant(sql, sku.as_str()))
+        .await?;
+    found
+        .map(Json)
+        .ok_or_else(|| StoreError::not_found("sku", key).into())
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -210,17 +312,31 @@ pub fn page_limit(limit: Option<i64>) -> ApiResult<i64> {
     match limit {
         None => Ok(100),
         Some(n) if (1..=1000).contains(&n) => Ok(n),
-        Some(n) => Err(ApiError::invalid("invalid-request", format!("limit must be 1 to 1000, got {n}"))),
+        Some(n) => Err(ApiError::invalid(
+            "invalid-request",
+            format!("limit must be 1 to 1000, got {n}"),
+        )),
     }
 }
 
 /// Lists variants in SKU order, a page at a time.
 #[utoipa::path(get, path = "/v1/variants", tag = "catalog", params(VariantListQuery),
     responses((status = 200, body = VariantPage), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn list_variants(State(state): State<AppState>, Query(q): Query<VariantListQuery>) -> ApiResult<Json<VariantPage>> {
+pub async fn list_variants(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<VariantListQuery>,
+) -> ApiResult<Json<VariantPage>> {
     let limit = page_limit(q.limit)?;
-    let filter = VariantFilter { product_id: q.product_id, sku_prefix: q.sku_prefix, after_sku: q.cursor, limit: limit + 1 };
-    let mut items = state.store.read(move |sql| catalog::list_variants(sql, &filter)).await?;
+    let filter = VariantFilter {
+        product_id: q.product_id,
+        sku_prefix: q.sku_prefix,
+        after_sku: q.cursor,
+        limit: limit + 1,
+    };
+    let mut items = state
+        .store
+        .read(move |sql| catalog::list_variants(sql, &filter))
+        .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|v| v.sku.clone())
@@ -241,10 +357,24 @@ pub struct LocationBody {
     params(("code" = String, Path, description = "letters, digits, '-', '_', '.'")),
     request_body = LocationBody,
     responses((status = 200, body = Location), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn put_location(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, body: JsonBody<LocationBody>) -> ApiResult<Response> {
+pub async fn put_location(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    caller: Caller,
+    body: JsonBody<LocationBody>,
+) -> ApiResult<Response> {
     let code = parse_code("location", &code)?;
-    let input = LocationInput { name: body.value.name.clone().unwrap_or_else(|| code.to_string()), code };
-    write::run(&state, caller, &body.canonical, move |sql, _| Ok((StatusCode::OK, to_json(&catalog::upsert_location(sql, &input)?)))).await
+    let input = LocationInput {
+        name: body.value.name.clone().unwrap_or_else(|| code.to_string()),
+        code,
+    };
+    write::run(&state, caller, &body.canonical, move |sql, _| {
+        Ok((
+            StatusCode::OK,
+            to_json(&catalog::upsert_location(sql, &input)?),
+        ))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/locations", tag = "catalog", responses((status = 200, body = Vec<Location>)))]
@@ -305,13 +435,23 @@ fn channel_view(c: Channel) -> ChannelView {
 }
 
 fn channel_input(code: Code, b: ChannelBody) -> ApiResult<ChannelInput> {
-    let r = b.rules.unwrap_or(RulesBody { share: 1.0, ..RulesBody::default() });
+    let r = b.rules.unwrap_or(RulesBody {
+        share: 1.0,
+        ..RulesBody::default()
+    });
     if !(0.0..=1.0).contains(&r.share) || r.share.is_nan() {
-        return Err(ApiError::invalid("invalid-request", format!("rules.share must be between 0 and 1, got {}", r.share)));
+        return Err(ApiError::invalid(
+            "invalid-request",
+            format!("rules.share must be between 0 and 1, got {}", r.share),
+        ));
     }
     let feeding_locations = match b.feeding_locations {
         None => None,
-        Some(list) => Some(list.iter().map(|l| parse_code("location", l)).collect::<ApiResult<Vec<Code>>>()?),
+        Some(list) => Some(
+            list.iter()
+                .map(|l| parse_code("location", l))
+                .collect::<ApiResult<Vec<Code>>>()?,
+        ),
     };
     Ok(ChannelInput {
         code,
@@ -332,10 +472,20 @@ fn channel_input(code: Code, b: ChannelBody) -> ApiResult<ChannelInput> {
     params(("code" = String, Path, description = "letters, digits, '-', '_', '.'")),
     request_body = ChannelBody,
     responses((status = 200, body = ChannelView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn put_channel(State(state): State<AppState>, Path(code): Path<String>, caller: Caller, body: JsonBody<ChannelBody>) -> ApiResult<Response> {
+pub async fn put_channel(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+    caller: Caller,
+    body: JsonBody<ChannelBody>,
+) -> ApiResult<Response> {
     let code = parse_code("channel", &code)?;
     let input = channel_input(code, body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&channel_view(catalog::put_channel(sql, ctx, &input)?)))))
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&channel_view(catalog::put_channel(sql, ctx, &input)?)),
+        ))
+    })
     .await
 }
 
@@ -348,7 +498,13 @@ pub async fn list_channels(State(state): State<AppState>) -> ApiResult<Json<Vec<
 #[utoipa::path(get, path = "/v1/channels/{code}", tag = "catalog",
     params(("code" = String, Path, description = "the channel's code")),
     responses((status = 200, body = ChannelView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_channel(State(state): State<AppState>, Path(code): Path<String>) -> ApiResult<Json<ChannelView>> {
-    let channel = state.store.read(move |sql| catalog::require_channel(sql, &code)).await?;
+pub async fn get_channel(
+    State(state): State<AppState>,
+    ApiPath(code): ApiPath<String>,
+) -> ApiResult<Json<ChannelView>> {
+    let channel = state
+        .store
+        .read(move |sql| catalog::require_channel(sql, &code))
+        .await?;
     Ok(Json(channel_view(channel)))
 }

@@ -1,7 +1,7 @@
 //! Orders from any channel (the generic intake every connector calls), their shipments,
 //! returns and cancellation, and the unmapped queue.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -9,10 +9,12 @@ use serde::{Deserialize, Serialize};
 use stockhub_core::quantity::parse_count;
 use stockhub_core::{OrderStatus, Quantity};
 use stockhub_store::engine::orders;
-use stockhub_store::model::{LineQuantity, OrderOutcome, OrderSnapshot, OrderView, SnapshotLine, UnmappedLine};
+use stockhub_store::model::{
+    LineQuantity, OrderOutcome, OrderSnapshot, OrderView, SnapshotLine, UnmappedLine,
+};
 use stockhub_store::ItemError;
 
-use crate::extract::JsonBody;
+use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
 use crate::{parse_code, parse_sku, to_json, AppState};
@@ -44,7 +46,10 @@ pub struct OrderBody {
 
 pub fn check_external_id(id: &str) -> ApiResult<()> {
     if id.is_empty() || id.chars().count() > 255 || id.chars().any(char::is_control) {
-        return Err(ApiError::invalid("invalid-request", "external_id must be 1 to 255 printable characters"));
+        return Err(ApiError::invalid(
+            "invalid-request",
+            "external_id must be 1 to 255 printable characters",
+        ));
     }
     Ok(())
 }
@@ -53,28 +58,56 @@ fn snapshot(b: OrderBody, raw: serde_json::Value) -> ApiResult<OrderSnapshot> {
     check_external_id(&b.external_id)?;
     let status = match b.status.as_deref() {
         None => OrderStatus::Open,
-        Some(s) => OrderStatus::parse(s).ok_or_else(|| ApiError::invalid("invalid-request", format!("status {s:?} is not open or cancelled")))?,
+        Some(s) => OrderStatus::parse(s).ok_or_else(|| {
+            ApiError::invalid(
+                "invalid-request",
+                format!("status {s:?} is not open or cancelled"),
+            )
+        })?,
     };
     if b.lines.len() > ORDER_LINES_MAX {
-        return Err(ApiError::invalid("invalid-request", format!("an order may have at most {ORDER_LINES_MAX} lines")));
+        return Err(ApiError::invalid(
+            "invalid-request",
+            format!("an order may have at most {ORDER_LINES_MAX} lines"),
+        ));
     }
     let mut errors = Vec::new();
     let mut lines = Vec::with_capacity(b.lines.len());
     for (index, l) in b.lines.into_iter().enumerate() {
         let fault = if l.line_id.is_empty() || l.line_id.chars().count() > 255 {
-            Some(("invalid-request", "line_id must be 1 to 255 characters".to_owned()))
+            Some((
+                "invalid-request",
+                "line_id must be 1 to 255 characters".to_owned(),
+            ))
         } else {
-            parse_count(l.quantity).err().map(|e| ("invalid-quantity", e.to_string()))
+            parse_count(l.quantity)
+                .err()
+                .map(|e| ("invalid-quantity", e.to_string()))
         };
         match fault {
-            Some((kind, detail)) => errors.push(ItemError { index, kind, detail }),
-            None => lines.push(SnapshotLine { line_id: l.line_id, channel_sku: l.sku, quantity: l.quantity }),
+            Some((kind, detail)) => errors.push(ItemError {
+                index,
+                kind,
+                detail,
+            }),
+            None => lines.push(SnapshotLine {
+                line_id: l.line_id,
+                channel_sku: l.sku,
+                quantity: l.quantity,
+            }),
         }
     }
     if !errors.is_empty() {
         return Err(ApiError::batch(errors));
     }
-    Ok(OrderSnapshot { channel: parse_code("channel", &b.channel)?, external_id: b.external_id, version: b.version, status, lines, raw })
+    Ok(OrderSnapshot {
+        channel: parse_code("channel", &b.channel)?,
+        external_id: b.external_id,
+        version: b.version,
+        status,
+        lines,
+        raw,
+    })
 }
 
 /// Takes a channel order's current snapshot: commits what is free, records any shortfall as an
@@ -82,24 +115,52 @@ fn snapshot(b: OrderBody, raw: serde_json::Value) -> ApiResult<OrderSnapshot> {
 #[utoipa::path(post, path = "/v1/orders", tag = "orders",
     request_body = OrderBody,
     responses((status = 200, body = OrderOutcome), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn post_order(State(state): State<AppState>, caller: Caller, body: JsonBody<OrderBody>) -> ApiResult<Response> {
+pub async fn post_order(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody<OrderBody>,
+) -> ApiResult<Response> {
     let snap = snapshot(body.value, body.canonical.clone())?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::apply_snapshot(sql, ctx, &snap)?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::apply_snapshot(sql, ctx, &snap)?),
+        ))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/orders/{channel}/{external_id}", tag = "orders",
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     responses((status = 200, body = OrderView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_order(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>) -> ApiResult<Json<OrderView>> {
-    Ok(Json(state.store.read(move |sql| orders::get_order(sql, &channel, &external_id)).await?))
+pub async fn get_order(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+) -> ApiResult<Json<OrderView>> {
+    Ok(Json(
+        state
+            .store
+            .read(move |sql| orders::get_order(sql, &channel, &external_id))
+            .await?,
+    ))
 }
 
 /// Cancels every unshipped unit of the order.
 #[utoipa::path(post, path = "/v1/orders/{channel}/{external_id}/cancel", tag = "orders",
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     responses((status = 200, body = OrderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn cancel_order(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>, caller: Caller) -> ApiResult<Response> {
-    write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::cancel(sql, ctx, &channel, &external_id)?)))).await
+pub async fn cancel_order(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::cancel(sql, ctx, &channel, &external_id)?),
+        ))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -122,21 +183,42 @@ pub struct LinesBody {
 
 fn line_quantities(b: &LinesBody) -> ApiResult<Vec<LineQuantity>> {
     if b.lines.is_empty() {
-        return Err(ApiError::invalid("invalid-request", "name at least one line"));
+        return Err(ApiError::invalid(
+            "invalid-request",
+            "name at least one line",
+        ));
     }
     let mut errors = Vec::new();
     let mut out = Vec::new();
     for (index, l) in b.lines.iter().enumerate() {
-        let location = match l.location.as_deref().map(|c| parse_code("location", c)).transpose() {
+        let location = match l
+            .location
+            .as_deref()
+            .map(|c| parse_code("location", c))
+            .transpose()
+        {
             Ok(location) => location,
             Err(e) => {
-                errors.push(ItemError { index, kind: e.kind(), detail: "location: letters, digits, '-', '_', '.' only".into() });
+                errors.push(ItemError {
+                    index,
+                    kind: e.kind(),
+                    detail: "location: letters, digits, '-', '_', '.' only".into(),
+                });
                 continue;
             }
         };
         match Quantity::parse(l.quantity) {
-            Ok(quantity) => out.push(LineQuantity { line_id: l.line_id.clone(), quantity, restock: l.restock, location }),
-            Err(e) => errors.push(ItemError { index, kind: "invalid-quantity", detail: e.to_string() }),
+            Ok(quantity) => out.push(LineQuantity {
+                line_id: l.line_id.clone(),
+                quantity,
+                restock: l.restock,
+                location,
+            }),
+            Err(e) => errors.push(ItemError {
+                index,
+                kind: "invalid-quantity",
+                detail: e.to_string(),
+            }),
         }
     }
     if errors.is_empty() {
@@ -151,9 +233,20 @@ fn line_quantities(b: &LinesBody) -> ApiResult<Vec<LineQuantity>> {
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     request_body = LinesBody,
     responses((status = 200, body = OrderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn ship_order(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>, caller: Caller, body: JsonBody<LinesBody>) -> ApiResult<Response> {
+pub async fn ship_order(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+    caller: Caller,
+    body: JsonBody<LinesBody>,
+) -> ApiResult<Response> {
     let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::ship(sql, ctx, &channel, &external_id, &lines)?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::ship(sql, ctx, &channel, &external_id, &lines)?),
+        ))
+    })
+    .await
 }
 
 /// Records returned units; `restock: true` puts them back on the shelf now.
@@ -161,9 +254,26 @@ pub async fn ship_order(State(state): State<AppState>, Path((channel, external_i
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     request_body = LinesBody,
     responses((status = 200, body = OrderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn return_order(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>, caller: Caller, body: JsonBody<LinesBody>) -> ApiResult<Response> {
+pub async fn return_order(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+    caller: Caller,
+    body: JsonBody<LinesBody>,
+) -> ApiResult<Response> {
     let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::return_lines(sql, ctx, &channel, &external_id, &lines)?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::return_lines(
+                sql,
+                ctx,
+                &channel,
+                &external_id,
+                &lines,
+            )?),
+        ))
+    })
+    .await
 }
 
 /// Restocks returned units that were waiting.
@@ -171,9 +281,20 @@ pub async fn return_order(State(state): State<AppState>, Path((channel, external
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
     request_body = LinesBody,
     responses((status = 200, body = OrderView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn restock_order(State(state): State<AppState>, Path((channel, external_id)): Path<(String, String)>, caller: Caller, body: JsonBody<LinesBody>) -> ApiResult<Response> {
+pub async fn restock_order(
+    State(state): State<AppState>,
+    ApiPath((channel, external_id)): ApiPath<(String, String)>,
+    caller: Caller,
+    body: JsonBody<LinesBody>,
+) -> ApiResult<Response> {
     let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::restock(sql, ctx, &channel, &external_id, &lines)?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::restock(sql, ctx, &channel, &external_id, &lines)?),
+        ))
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -194,9 +315,15 @@ pub struct UnmappedPage {
 /// Order lines whose SKU is not known yet, oldest first.
 #[utoipa::path(get, path = "/v1/unmapped", tag = "orders", params(UnmappedQuery),
     responses((status = 200, body = UnmappedPage)))]
-pub async fn list_unmapped(State(state): State<AppState>, Query(q): Query<UnmappedQuery>) -> ApiResult<Json<UnmappedPage>> {
+pub async fn list_unmapped(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<UnmappedQuery>,
+) -> ApiResult<Json<UnmappedPage>> {
     let limit = crate::routes::catalog::page_limit(q.limit)?;
-    let mut items = state.store.read(move |sql| orders::unmapped(sql, q.cursor, limit + 1)).await?;
+    let mut items = state
+        .store
+        .read(move |sql| orders::unmapped(sql, q.cursor, limit + 1))
+        .await?;
     let next_cursor = if items.len() as i64 > limit {
         items.truncate(limit as usize);
         items.last().map(|l| l.id)
@@ -218,7 +345,18 @@ pub struct ResolveBody {
     params(("id" = i64, Path, description = "the unmapped line's id")),
     request_body = ResolveBody,
     responses((status = 200, body = Vec<OrderView>), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn resolve_unmapped(State(state): State<AppState>, Path(id): Path<i64>, caller: Caller, body: JsonBody<ResolveBody>) -> ApiResult<Response> {
+pub async fn resolve_unmapped(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    caller: Caller,
+    body: JsonBody<ResolveBody>,
+) -> ApiResult<Response> {
     let sku = parse_sku(&body.value.sku)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::OK, to_json(&orders::resolve_unmapped(sql, ctx, id, sku.as_str())?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&orders::resolve_unmapped(sql, ctx, id, sku.as_str())?),
+        ))
+    })
+    .await
 }

@@ -1,6 +1,6 @@
 //! Reservations: hold N units for a storefront or POS, or fail.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
@@ -9,7 +9,7 @@ use stockhub_core::Quantity;
 use stockhub_store::engine::reservations;
 use stockhub_store::model::{OrderView, Reservation, ReserveInput};
 
-use crate::extract::JsonBody;
+use crate::extract::{ApiPath, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
 use crate::{parse_code, parse_sku, to_json, AppState};
@@ -36,31 +36,64 @@ fn default_expiry() -> i64 {
 #[utoipa::path(post, path = "/v1/reservations", tag = "reservations",
     request_body = ReserveBody,
     responses((status = 201, body = Reservation), (status = 409, body = Problem, content_type = "application/problem+json"), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn post_reservation(State(state): State<AppState>, caller: Caller, body: JsonBody<ReserveBody>) -> ApiResult<Response> {
+pub async fn post_reservation(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: JsonBody<ReserveBody>,
+) -> ApiResult<Response> {
     let b = &body.value;
     let input = ReserveInput {
         channel: parse_code("channel", &b.channel)?,
         sku: parse_sku(&b.sku)?,
-        quantity: Quantity::parse(b.quantity).map_err(|e| ApiError::invalid("invalid-quantity", e.to_string()))?,
-        location: b.location.as_deref().map(|l| parse_code("location", l)).transpose()?,
+        quantity: Quantity::parse(b.quantity)
+            .map_err(|e| ApiError::invalid("invalid-quantity", e.to_string()))?,
+        location: b
+            .location
+            .as_deref()
+            .map(|l| parse_code("location", l))
+            .transpose()?,
         expires_in_ms: b.expires_in_seconds.saturating_mul(1000),
     };
-    write::run(&state, caller, &body.canonical, move |sql, ctx| Ok((StatusCode::CREATED, to_json(&reservations::reserve(sql, ctx, &input)?)))).await
+    write::run(&state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::CREATED,
+            to_json(&reservations::reserve(sql, ctx, &input)?),
+        ))
+    })
+    .await
 }
 
 #[utoipa::path(get, path = "/v1/reservations/{id}", tag = "reservations",
     params(("id" = i64, Path, description = "the reservation's id")),
     responses((status = 200, body = Reservation), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_reservation(State(state): State<AppState>, Path(id): Path<i64>) -> ApiResult<Json<Reservation>> {
-    Ok(Json(state.store.read(move |sql| reservations::get(sql, id)).await?))
+pub async fn get_reservation(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+) -> ApiResult<Json<Reservation>> {
+    Ok(Json(
+        state
+            .store
+            .read(move |sql| reservations::get(sql, id))
+            .await?,
+    ))
 }
 
 /// Releases an active reservation's units.
 #[utoipa::path(post, path = "/v1/reservations/{id}/release", tag = "reservations",
     params(("id" = i64, Path, description = "the reservation's id")),
     responses((status = 200, body = Reservation), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn release_reservation(State(state): State<AppState>, Path(id): Path<i64>, caller: Caller) -> ApiResult<Response> {
-    write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| Ok((StatusCode::OK, to_json(&reservations::release(sql, ctx, id)?)))).await
+pub async fn release_reservation(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    caller: Caller,
+) -> ApiResult<Response> {
+    write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            to_json(&reservations::release(sql, ctx, id)?),
+        ))
+    })
+    .await
 }
 
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
@@ -76,13 +109,26 @@ pub struct ConfirmBody {
     params(("id" = i64, Path, description = "the reservation's id")),
     request_body = ConfirmBody,
     responses((status = 201, body = OrderView), (status = 409, body = Problem, content_type = "application/problem+json")))]
-pub async fn confirm_reservation(State(state): State<AppState>, Path(id): Path<i64>, caller: Caller, body: JsonBody<ConfirmBody>) -> ApiResult<Response> {
+pub async fn confirm_reservation(
+    State(state): State<AppState>,
+    ApiPath(id): ApiPath<i64>,
+    caller: Caller,
+    body: JsonBody<ConfirmBody>,
+) -> ApiResult<Response> {
     let external_id = body.value.external_id.clone();
     if let Some(e) = &external_id {
         crate::routes::orders::check_external_id(e)?;
     }
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((StatusCode::CREATED, to_json(&reservations::confirm(sql, ctx, id, external_id.as_deref())?)))
+        Ok((
+            StatusCode::CREATED,
+            to_json(&reservations::confirm(
+                sql,
+                ctx,
+                id,
+                external_id.as_deref(),
+            )?),
+        ))
     })
     .await
 }

@@ -39,5 +39,8 @@ pub struct StorageReport {
 #[utoipa::path(get, path = "/v1/system/storage", tag = "system", responses((status = 200, body = StorageReport)))]
 pub async fn storage(State(state): State<AppState>) -> ApiResult<Json<StorageReport>> {
     let durability = state.store.durability_settings().await?;
-    Ok(Json(StorageReport { durability, commits: state.store.stats() }))
+    Ok(Json(StorageReport {
+        durability,
+        commits: state.store.stats(),
+    }))
 }

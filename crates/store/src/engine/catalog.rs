@@ -9,8 +9,8 @@ use super::stock::fill_shortfalls;
 use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Channel, ChannelInput, Ctx, KitComponent, Location, LocationInput, Product, ProductInput, Variant,
-    VariantFilter, VariantInput,
+    Channel, ChannelInput, Ctx, KitComponent, Location, LocationInput, Product, ProductInput,
+    Variant, VariantFilter, VariantInput,
 };
 use crate::sql::{Row, Sql};
 
@@ -120,7 +120,8 @@ pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<
 pub fn put_variant(sql: &mut dyn Sql, ctx: &Ctx, input: &VariantInput) -> Result<Variant> {
     let kit = upsert_variant(sql, input)?;
     fill_shortfalls(sql, ctx, &kit.into_iter().map(|k| k.to_string()).collect())?;
-    get_variant(sql, input.sku.as_str())?.ok_or_else(|| StoreError::not_found("sku", input.sku.as_str()))
+    get_variant(sql, input.sku.as_str())?
+        .ok_or_else(|| StoreError::not_found("sku", input.sku.as_str()))
 }
 
 fn check_recipe(sql: &mut dyn Sql, kit: &Sku, recipe: &[(Sku, i64)]) -> Result<()> {

@@ -220,7 +220,9 @@ fn change(
 }
 
 /// A cycle count: on_hand becomes what was counted plus every on_hand change recorded after the
-/// count was taken; the entry holds the difference from the current on_hand.
+/// count was taken, except the corrections of other counts (this count saw what they corrected).
+/// A count taken before another count already recorded is superseded by it: it is recorded for
+/// the audit trail and changes nothing. The entry holds the difference from the current on_hand.
 fn count(
     sql: &mut dyn Sql,
     ctx: &Ctx,
@@ -240,12 +242,16 @@ fn count(
     let since = sql
         .query_opt(
             "SELECT COALESCE(SUM(delta_on_hand), 0) FROM ledger
-             WHERE sku = ?1 AND location = ?2 AND at > ?3",
+             WHERE sku = ?1 AND location = ?2 AND at > ?3 AND kind <> 'counted'",
             args![sku, location, counted_at],
         )?
         .map_or(0, |r| r.int(0));
+    let superseded_by = newer_count(sql, sku, location, counted_at)?;
     let (on_hand, committed) = level(sql, sku, location)?;
-    let target = (counted + since).max(0);
+    let target = match superseded_by {
+        Some(_) => on_hand,
+        None => (counted + since).max(0),
+    };
     if target < committed {
         return Err(StoreError::StockConflict(format!(
             "the count puts on_hand of {sku} at {location} to {target}, below the {committed} \
@@ -258,9 +264,29 @@ fn count(
         "counted": counted,
         "counted_at_ms": counted_at,
         "recorded_since_count": since,
+        "superseded_by_count_at_ms": superseded_by,
         "note": note,
     }));
     record(sql, ctx, &e).map(|_| ())
+}
+
+/// The time of a count of this level taken after `counted_at` and already recorded, if any.
+fn newer_count(
+    sql: &mut dyn Sql,
+    sku: &str,
+    location: &str,
+    counted_at: i64,
+) -> Result<Option<i64>> {
+    let rows = sql.query(
+        "SELECT detail FROM ledger WHERE sku = ?1 AND location = ?2 AND kind = 'counted' AND at > ?3",
+        args![sku, location, counted_at],
+    )?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| serde_json::from_str::<serde_json::Value>(&r.text(0)).ok())
+        .filter_map(|d| d.get("counted_at_ms").and_then(serde_json::Value::as_i64))
+        .filter(|&at| at > counted_at)
+        .max())
 }
 
 /// Moves free units between locations: two entries, out of the source and into the target.
