@@ -92,8 +92,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 }
 
 fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    stockhub_store::open(&settings.db, Arc::new(SystemClock), settings.storage_options())
-        .with_context(|| format!("opening the database {}", settings.db))
+    stockhub_store::open(
+        &settings.db,
+        Arc::new(SystemClock),
+        settings.storage_options(),
+    )
+    .with_context(|| format!("opening the database {}", settings.db))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
@@ -104,13 +108,29 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     let address = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let maintenance_settings = MaintenanceSettings {
-        reservation_sweep_interval: Duration::from_millis(settings.maintenance.reservation_sweep_interval_ms),
-        idempotency_retention: Duration::from_secs(settings.maintenance.idempotency_retention_hours * 3600),
+        reservation_sweep_interval: Duration::from_millis(
+            settings.maintenance.reservation_sweep_interval_ms,
+        ),
+        idempotency_retention: Duration::from_secs(
+            settings.maintenance.idempotency_retention_hours * 3600,
+        ),
     };
-    let loops = tokio::spawn(maintenance::run(store.clone(), maintenance_settings, stopped.clone()));
-    let state = AppState::new(store, HttpSettings { body_limit_bytes: settings.http.body_limit_bytes });
+    let loops = tokio::spawn(maintenance::run(
+        store.clone(),
+        maintenance_settings,
+        stopped.clone(),
+    ));
+    let state = AppState::new(
+        store,
+        HttpSettings {
+            body_limit_bytes: settings.http.body_limit_bytes,
+        },
+    );
     tracing::info!(%address, db = %settings.db, "stockhub is serving");
-    println!("stockhub listening on http://{address} (database: {})", settings.db);
+    println!(
+        "stockhub listening on http://{address} (database: {})",
+        settings.db
+    );
     let mut on_stop = stopped;
     let shutdown = async move {
         let _ = on_stop.changed().await;
@@ -119,7 +139,10 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
     shutdown_signal().await;
     tracing::info!("shutting down: no new requests, finishing those in flight");
     let _ = stop.send(true);
-    server.await.context("the server task failed")?.context("serving")?;
+    server
+        .await
+        .context("the server task failed")?
+        .context("serving")?;
     let _ = loops.await;
     Ok(())
 }
@@ -147,7 +170,9 @@ async fn shutdown_signal() {
 
 fn verify_command(settings: &Settings) -> anyhow::Result<ExitCode> {
     let store = open_store(settings)?;
-    let report = store.read_blocking(verify::verify).context("reading the database")?;
+    let report = store
+        .read_blocking(verify::verify)
+        .context("reading the database")?;
     println!(
         "checked {} ledger entries, {} stock levels, {} order lines",
         report.ledger_entries, report.levels_checked, report.lines_checked
@@ -157,7 +182,10 @@ fn verify_command(settings: &Settings) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     for d in &report.differences {
-        println!("DIFFERENCE {} {}: stored {}, rebuilt from the ledger {}", d.projection, d.key, d.stored, d.rebuilt);
+        println!(
+            "DIFFERENCE {} {}: stored {}, rebuilt from the ledger {}",
+            d.projection, d.key, d.stored, d.rebuilt
+        );
     }
     println!("{} difference(s) found", report.differences.len());
     Ok(ExitCode::from(1))

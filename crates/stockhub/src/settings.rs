@@ -61,9 +61,11 @@ fn apply_environment(table: &mut toml::Table, prefix: &str) -> anyhow::Result<()
             current => {
                 if let Ok(raw) = std::env::var(&name) {
                     *current = match current {
-                        toml::Value::Integer(_) => toml::Value::Integer(
-                            raw.parse().with_context(|| format!("{name} must be a whole number, got {raw:?}"))?,
-                        ),
+                        toml::Value::Integer(_) => {
+                            toml::Value::Integer(raw.parse().with_context(|| {
+                                format!("{name} must be a whole number, got {raw:?}")
+                            })?)
+                        }
                         _ => toml::Value::String(raw),
                     };
                 }
@@ -75,14 +77,21 @@ fn apply_environment(table: &mut toml::Table, prefix: &str) -> anyhow::Result<()
 
 impl Settings {
     pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
-        let mut table: toml::Table = DEFAULTS.parse().context("the built-in defaults are not valid TOML")?;
+        let mut table: toml::Table = DEFAULTS
+            .parse()
+            .context("the built-in defaults are not valid TOML")?;
         if let Some(path) = file {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading the settings file {}", path.display()))?;
-            let over: toml::Table = text.parse().with_context(|| format!("{} is not valid TOML", path.display()))?;
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the settings file {}", path.display()))?;
+            let over: toml::Table = text
+                .parse()
+                .with_context(|| format!("{} is not valid TOML", path.display()))?;
             merge(&mut table, over);
         }
         apply_environment(&mut table, "STOCKHUB")?;
-        let settings: Settings = toml::Value::Table(table).try_into().context("the settings do not have the expected shape")?;
+        let settings: Settings = toml::Value::Table(table)
+            .try_into()
+            .context("the settings do not have the expected shape")?;
         settings.validate()?;
         Ok(settings)
     }
@@ -91,8 +100,13 @@ impl Settings {
         if self.http.body_limit_bytes < 1024 {
             bail!("http.body_limit_bytes must be at least 1024");
         }
-        if self.storage.group_max == 0 || self.storage.queue_capacity == 0 || self.storage.readers == 0 {
-            bail!("storage.group_max, storage.queue_capacity and storage.readers must be at least 1");
+        if self.storage.group_max == 0
+            || self.storage.queue_capacity == 0
+            || self.storage.readers == 0
+        {
+            bail!(
+                "storage.group_max, storage.queue_capacity and storage.readers must be at least 1"
+            );
         }
         if self.maintenance.reservation_sweep_interval_ms == 0 {
             bail!("maintenance.reservation_sweep_interval_ms must be at least 1");
@@ -100,7 +114,14 @@ impl Settings {
         if self.maintenance.idempotency_retention_hours < 168 {
             bail!("maintenance.idempotency_retention_hours must be at least 168 (7 days)");
         }
-        self.listen.parse::<std::net::SocketAddr>().with_context(|| format!("listen must be an address like 127.0.0.1:8080, got {:?}", self.listen))?;
+        self.listen
+            .parse::<std::net::SocketAddr>()
+            .with_context(|| {
+                format!(
+                    "listen must be an address like 127.0.0.1:8080, got {:?}",
+                    self.listen
+                )
+            })?;
         Ok(())
     }
 

@@ -42,9 +42,15 @@ pub async fn spawn_app() -> TestApp {
 pub async fn spawn_app_with(settings: HttpSettings, clock: Arc<dyn Clock>) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db_path = dir.path().join("stockhub.db");
-    let store = stockhub_store::open(db_path.to_str().expect("utf-8 path"), clock, SqliteOptions::default())
-        .expect("open store");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind port 0");
+    let store = stockhub_store::open(
+        db_path.to_str().expect("utf-8 path"),
+        clock,
+        SqliteOptions::default(),
+    )
+    .expect("open store");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind port 0");
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let state = AppState::new(store.clone(), settings);
@@ -53,7 +59,10 @@ pub async fn spawn_app_with(settings: HttpSettings, clock: Arc<dyn Clock>) -> Te
     }));
     TestApp {
         base_url,
-        client: reqwest::Client::builder().pool_max_idle_per_host(256).build().expect("client"),
+        client: reqwest::Client::builder()
+            .pool_max_idle_per_host(256)
+            .build()
+            .expect("client"),
         store,
         db_path,
         stop: Some(stop),
@@ -70,14 +79,24 @@ impl Drop for TestApp {
 }
 
 impl TestApp {
-    pub async fn request(&self, method: &str, path: &str, body: Option<&Value>, headers: &[(&str, &str)]) -> Reply {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        headers: &[(&str, &str)],
+    ) -> Reply {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
-        let mut req = self.client.request(method, format!("{}{path}", self.base_url));
+        let mut req = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         for (k, v) in headers {
             req = req.header(*k, *v);
         }
         if let Some(body) = body {
-            req = req.header("content-type", "application/json").body(body.to_string());
+            req = req
+                .header("content-type", "application/json")
+                .body(body.to_string());
         }
         reply(req.send().await.expect("request sent")).await
     }
@@ -121,7 +140,12 @@ async fn reply(res: reqwest::Response) -> Reply {
         .to_owned();
     let bytes = res.bytes().await.unwrap_or_default();
     let body = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    Reply { status, content_type, headers, body }
+    Reply {
+        status,
+        content_type,
+        headers,
+        body,
+    }
 }
 
 /// Every row of every table of the store, in a stable order.
