@@ -167,7 +167,3 @@ pub(crate) fn parse_time_ms(raw: &str, name: &str) -> Result<i64, String> {
         .as_millis();
     i64::try_from(ms).map_err(|_| format!("{name} is too far in the future"))
 }
-
-pub(crate) fn to_json<T: serde::Serialize>(v: &T) -> serde_json::Value {
-    serde_json::to_value(v).unwrap_or(serde_json::Value::Null)
-}

@@ -177,15 +177,17 @@ impl InFlight {
 }
 
 /// Runs a write as one unit of work. With an idempotency key, the check, the write and the
-/// stored answer share that unit's transaction.
-pub async fn run<F>(
+/// stored answer share that unit's transaction; without one, the answer is serialized after the
+/// commit, off the writer.
+pub async fn run<T, F>(
     state: &AppState,
     caller: Caller,
     canonical: &Json_,
     f: F,
 ) -> ApiResult<Response>
 where
-    F: FnOnce(&mut dyn Sql, &Ctx) -> stockhub_store::Result<(StatusCode, Json_)> + Send + 'static,
+    T: serde::Serialize + Send + 'static,
+    F: FnOnce(&mut dyn Sql, &Ctx) -> stockhub_store::Result<(StatusCode, T)> + Send + 'static,
 {
     let ctx = caller.ctx.clone();
     let Some(key) = caller.key.clone() else {
@@ -204,17 +206,15 @@ where
     let (status, body, replayed) = state
         .store
         .write(move |sql| {
-            match idempotency::lookup(sql, &scope, &hash)? {
-                Prior::Replay { status, body } => {
-                    return Ok((
-                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                        body,
-                        true,
-                    ))
-                }
-                Prior::None => {}
+            if let Prior::Replay { status, body } = idempotency::lookup(sql, &scope, &hash)? {
+                return Ok((
+                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                    body,
+                    true,
+                ));
             }
             let (status, body) = f(sql, &ctx)?;
+            let body = serde_json::to_value(&body).unwrap_or(Json_::Null);
             idempotency::store(sql, &scope, &hash, status.as_u16(), &body)?;
             Ok::<_, StoreError>((status, body, false))
         })

@@ -124,6 +124,8 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoint and statement journals stay in memory: every unit of work runs in a savepoint.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     conn.set_prepared_statement_cache_capacity(256);
     Ok(())
 }
@@ -161,11 +163,14 @@ impl SqliteBackend {
         migrate(&writer).map_err(|e| StoreError::database("applying migrations", e))?;
         let stats = Arc::new(Stats::default());
         let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
+        let checkpoints = start_checkpointer(path, &writer)?;
         {
             let (stats, clock, group_max) = (stats.clone(), clock.clone(), options.group_max);
             thread::Builder::new()
                 .name("sqlite-writer".into())
-                .spawn(move || write_loop(&writer, &*clock, write_rx, group_max, &stats))
+                .spawn(move || {
+                    write_loop(&writer, &*clock, write_rx, group_max, &stats, &checkpoints)
+                })
                 .map_err(|e| StoreError::database("starting the writer thread", e))?;
         }
         let (reads, read_rx) = std_mpsc::sync_channel::<Job>(options.queue_capacity);
@@ -191,6 +196,39 @@ impl SqliteBackend {
             stats,
         })
     }
+}
+
+/// The least time between two WAL checkpoints.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
+
+/// Moves WAL checkpoints off the writer thread: the writer only signals that it committed, and a
+/// thread of its own copies the WAL back into the database file (PASSIVE: it never blocks the
+/// writer or readers). Signals coalesce in a channel of one slot.
+fn start_checkpointer(path: &Path, writer: &Connection) -> Result<std_mpsc::SyncSender<()>> {
+    let error = |e| StoreError::database("setting up WAL checkpoints", e);
+    writer
+        .pragma_update(None, "wal_autocheckpoint", 0)
+        .map_err(error)?;
+    let conn = Connection::open(path).map_err(error)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))
+        .map_err(error)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(error)?;
+    let (signal, committed) = std_mpsc::sync_channel::<()>(1);
+    thread::Builder::new()
+        .name("sqlite-checkpointer".into())
+        .spawn(move || {
+            while committed.recv().is_ok() {
+                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+                }
+                thread::sleep(CHECKPOINT_INTERVAL);
+            }
+            // The writer is gone: fold the whole WAL back before the file is closed.
+            let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
+        })
+        .map_err(|e| StoreError::database("starting the checkpointer thread", e))?;
+    Ok(signal)
 }
 
 /// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
@@ -227,6 +265,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     group_max: usize,
     stats: &Stats,
+    checkpoints: &std_mpsc::SyncSender<()>,
 ) {
     let mut group = Vec::with_capacity(group_max);
     while let Some(first) = rx.blocking_recv() {
@@ -254,6 +293,7 @@ fn write_loop(
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.operations.fetch_add(operations, Ordering::Relaxed);
+                let _ = checkpoints.try_send(());
                 for f in finished {
                     (f.deliver)(None);
                 }

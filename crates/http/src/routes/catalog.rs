@@ -17,7 +17,7 @@ use stockhub_store::{ItemError, StoreError};
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
-use crate::{parse_code, parse_sku, to_json, AppState};
+use crate::{parse_code, parse_sku, AppState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -53,10 +53,7 @@ pub async fn put_product(
         option_names: b.option_names,
     };
     write::run(&state, caller, &body.canonical, move |sql, _| {
-        Ok((
-            StatusCode::OK,
-            to_json(&catalog::upsert_product(sql, &input)?),
-        ))
+        Ok((StatusCode::OK, catalog::upsert_product(sql, &input)?))
     })
     .await
 }
@@ -174,10 +171,7 @@ pub async fn put_variant(
 ) -> ApiResult<Response> {
     let input = variant_input(&sku, body.value).map_err(|(kind, m)| ApiError::invalid(kind, m))?;
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            to_json(&catalog::put_variant(sql, ctx, &input)?),
-        ))
+        Ok((StatusCode::OK, catalog::put_variant(sql, ctx, &input)?))
     })
     .await
 }
@@ -238,7 +232,7 @@ pub async fn batch_variants(
     }
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         let upserted = upsert_all(sql, ctx, &inputs)?;
-        Ok((StatusCode::OK, to_json(&BatchUpserted { upserted })))
+        Ok((StatusCode::OK, BatchUpserted { upserted }))
     })
     .await
 }
@@ -369,10 +363,7 @@ pub async fn put_location(
         code,
     };
     write::run(&state, caller, &body.canonical, move |sql, _| {
-        Ok((
-            StatusCode::OK,
-            to_json(&catalog::upsert_location(sql, &input)?),
-        ))
+        Ok((StatusCode::OK, catalog::upsert_location(sql, &input)?))
     })
     .await
 }
@@ -483,7 +474,7 @@ pub async fn put_channel(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&channel_view(catalog::put_channel(sql, ctx, &input)?)),
+            channel_view(catalog::put_channel(sql, ctx, &input)?),
         ))
     })
     .await

@@ -17,7 +17,7 @@ use stockhub_store::ItemError;
 use crate::extract::{ApiPath, ApiQuery, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
-use crate::{parse_code, parse_sku, to_json, AppState};
+use crate::{parse_code, parse_sku, AppState};
 
 /// The most lines one order may have.
 pub const ORDER_LINES_MAX: usize = 10_000;
@@ -122,10 +122,7 @@ pub async fn post_order(
 ) -> ApiResult<Response> {
     let snap = snapshot(body.value, body.canonical.clone())?;
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            to_json(&orders::apply_snapshot(sql, ctx, &snap)?),
-        ))
+        Ok((StatusCode::OK, orders::apply_snapshot(sql, ctx, &snap)?))
     })
     .await
 }
@@ -157,7 +154,7 @@ pub async fn cancel_order(
     write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&orders::cancel(sql, ctx, &channel, &external_id)?),
+            orders::cancel(sql, ctx, &channel, &external_id)?,
         ))
     })
     .await
@@ -243,7 +240,7 @@ pub async fn ship_order(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&orders::ship(sql, ctx, &channel, &external_id, &lines)?),
+            orders::ship(sql, ctx, &channel, &external_id, &lines)?,
         ))
     })
     .await
@@ -264,13 +261,7 @@ pub async fn return_order(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&orders::return_lines(
-                sql,
-                ctx,
-                &channel,
-                &external_id,
-                &lines,
-            )?),
+            orders::return_lines(sql, ctx, &channel, &external_id, &lines)?,
         ))
     })
     .await
@@ -291,7 +282,7 @@ pub async fn restock_order(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&orders::restock(sql, ctx, &channel, &external_id, &lines)?),
+            orders::restock(sql, ctx, &channel, &external_id, &lines)?,
         ))
     })
     .await
@@ -355,7 +346,7 @@ pub async fn resolve_unmapped(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::OK,
-            to_json(&orders::resolve_unmapped(sql, ctx, id, sku.as_str())?),
+            orders::resolve_unmapped(sql, ctx, id, sku.as_str())?,
         ))
     })
     .await

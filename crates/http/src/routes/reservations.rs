@@ -12,7 +12,7 @@ use stockhub_store::model::{OrderView, Reservation, ReserveInput};
 use crate::extract::{ApiPath, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, Caller};
-use crate::{parse_code, parse_sku, to_json, AppState};
+use crate::{parse_code, parse_sku, AppState};
 
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -57,7 +57,7 @@ pub async fn post_reservation(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::CREATED,
-            to_json(&reservations::reserve(sql, ctx, &input)?),
+            reservations::reserve(sql, ctx, &input)?,
         ))
     })
     .await
@@ -88,10 +88,7 @@ pub async fn release_reservation(
     caller: Caller,
 ) -> ApiResult<Response> {
     write::run(&state, caller, &serde_json::Value::Null, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            to_json(&reservations::release(sql, ctx, id)?),
-        ))
+        Ok((StatusCode::OK, reservations::release(sql, ctx, id)?))
     })
     .await
 }
@@ -122,12 +119,7 @@ pub async fn confirm_reservation(
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((
             StatusCode::CREATED,
-            to_json(&reservations::confirm(
-                sql,
-                ctx,
-                id,
-                external_id.as_deref(),
-            )?),
+            reservations::confirm(sql, ctx, id, external_id.as_deref())?,
         ))
     })
     .await

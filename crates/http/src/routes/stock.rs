@@ -15,7 +15,7 @@ use stockhub_store::{ItemError, StoreError};
 use crate::extract::{ApiPath, JsonBody};
 use crate::problem::{ApiError, ApiResult, Problem};
 use crate::write::{self, check_key, request_hash, Caller};
-use crate::{parse_sku, parse_time_ms, to_json, AppState};
+use crate::{parse_sku, parse_time_ms, AppState};
 
 /// The most movements one request may carry.
 pub const MOVEMENTS_MAX: usize = 100_000;
@@ -188,7 +188,7 @@ pub async fn post_movements(
     }
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         let results = movements::apply_batch(sql, ctx, &items)?;
-        Ok((StatusCode::OK, to_json(&MovementsResponse { results })))
+        Ok((StatusCode::OK, MovementsResponse { results }))
     })
     .await
 }

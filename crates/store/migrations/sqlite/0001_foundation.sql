@@ -128,6 +128,9 @@ CREATE TABLE allocations (
     restocked   INTEGER NOT NULL DEFAULT 0 CHECK (restocked >= 0 AND restocked <= shipped)
 );
 CREATE INDEX allocations_by_holder ON allocations (holder_kind, holder_id, id);
+-- At most one open (nothing shipped) allocation per holder, location and recipe: new units join it.
+CREATE UNIQUE INDEX allocations_open ON allocations (holder_kind, holder_id, location, recipe)
+    WHERE shipped = 0;
 
 -- The ledger: append-only, one row per stock movement, written in the same transaction as the
 -- projections above. `line_delta` holds the change of the order line's state, when there is one.

@@ -24,12 +24,18 @@ struct Line {
     line_id: String,
     channel_sku: String,
     sku: Option<String>,
+    is_kit: bool,
     wanted: i64,
     state: LineState,
 }
 
-const LINE_COLUMNS: &str =
-    "id, line_id, channel_sku, sku, wanted, committed, short, shipped, cancelled, returned, restocked";
+/// The columns `line_from_row` reads, from `order_lines ol LEFT JOIN variants v`.
+macro_rules! line_columns {
+    () => {
+        "ol.id, ol.line_id, ol.channel_sku, ol.sku, ol.wanted, ol.committed, ol.short, ol.shipped,
+         ol.cancelled, ol.returned, ol.restocked, v.is_kit"
+    };
+}
 
 fn line_from_row(r: &Row) -> Line {
     Line {
@@ -37,6 +43,7 @@ fn line_from_row(r: &Row) -> Line {
         line_id: r.text(1),
         channel_sku: r.text(2),
         sku: r.opt_text(3),
+        is_kit: r.int(11) == 1,
         wanted: r.int(4),
         state: LineState {
             committed: r.int(5),
@@ -52,7 +59,12 @@ fn line_from_row(r: &Row) -> Line {
 fn lines_of(sql: &mut dyn Sql, order_id: i64) -> Result<Vec<Line>> {
     Ok(sql
         .query(
-            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ?1 ORDER BY id"),
+            concat!(
+                "SELECT ",
+                line_columns!(),
+                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku
+                 WHERE ol.order_id = ?1 ORDER BY ol.id"
+            ),
             args![order_id],
         )?
         .iter()
@@ -63,7 +75,7 @@ fn lines_of(sql: &mut dyn Sql, order_id: i64) -> Result<Vec<Line>> {
 /// Applies an order snapshot from a channel. Never refuses the order for lack of stock.
 pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Result<OrderOutcome> {
     let channel = snap.channel.as_str();
-    catalog::require_channel(sql, channel)?;
+    let channel_record = catalog::require_channel(sql, channel)?;
     let mut seen = HashSet::new();
     for line in &snap.lines {
         if !seen.insert(line.line_id.as_str()) {
@@ -115,7 +127,16 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             (r.map_or(0, |r| r.int(0)), true)
         }
     };
-    let before = lines_of(sql, order_id)?;
+    let order = OrderCtx {
+        id: order_id,
+        channel: channel.to_owned(),
+        locations: catalog::feeding_locations(sql, &channel_record)?,
+    };
+    let before = if created {
+        Vec::new()
+    } else {
+        lines_of(sql, order_id)?
+    };
     let mut touched = BTreeSet::new();
     let mut changed = false;
     let kind = reduction_kind(snap.status);
@@ -125,22 +146,13 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             None => insert_line(sql, channel, order_id, &wanted.line_id, &wanted.channel_sku)?,
         };
         let target = LineTarget::new(wanted.quantity, snap.status).active;
-        changed |= set_line_target(
-            sql,
-            ctx,
-            channel,
-            order_id,
-            &line,
-            target,
-            kind,
-            &mut touched,
-        )?;
+        changed |= set_line_target(sql, ctx, &order, &line, target, kind, &mut touched)?;
     }
     for line in before
         .iter()
         .filter(|l| !snap.lines.iter().any(|w| w.line_id == l.line_id))
     {
-        changed |= set_line_target(sql, ctx, channel, order_id, line, 0, kind, &mut touched)?;
+        changed |= set_line_target(sql, ctx, &order, line, 0, kind, &mut touched)?;
     }
     fill_shortfalls(sql, ctx, &touched)?;
     let outcome = match (created, changed) {
@@ -170,31 +182,66 @@ fn insert_line(
     line_id: &str,
     channel_sku: &str,
 ) -> Result<Line> {
-    let sku = resolve_sku(sql, channel, channel_sku)?;
-    let r = sql
+    let (sku, is_kit) = match resolve_sku(sql, channel, channel_sku)? {
+        Some((sku, is_kit)) => (Some(sku), is_kit),
+        None => (None, false),
+    };
+    let row_id = sql
         .query_opt(
-            &format!(
-                "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted)
-                 VALUES (?1, ?2, ?3, ?4, 0) RETURNING {LINE_COLUMNS}"
-            ),
-            args![order_id, line_id, channel_sku, sku],
+            "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted)
+             VALUES (?1, ?2, ?3, ?4, 0) RETURNING id",
+            args![order_id, line_id, channel_sku, sku.as_deref()],
         )?
-        .ok_or_else(|| StoreError::Invalid("order line was not stored".into()))?;
-    Ok(line_from_row(&r))
+        .ok_or_else(|| StoreError::Invalid("order line was not stored".into()))?
+        .int(0);
+    Ok(Line {
+        row_id,
+        line_id: line_id.to_owned(),
+        channel_sku: channel_sku.to_owned(),
+        sku,
+        is_kit,
+        wanted: 0,
+        state: LineState::default(),
+    })
 }
 
-fn resolve_sku(sql: &mut dyn Sql, channel: &str, channel_sku: &str) -> Result<Option<String>> {
+/// Our SKU (and whether it is a kit) for a channel's SKU: itself when we know it, else its alias.
+fn resolve_sku(
+    sql: &mut dyn Sql,
+    channel: &str,
+    channel_sku: &str,
+) -> Result<Option<(String, bool)>> {
     if let Ok(sku) = stockhub_core::Sku::parse(channel_sku) {
-        if catalog::variant_kind(sql, sku.as_str())?.is_some() {
-            return Ok(Some(sku.as_str().to_owned()));
+        if let Some(is_kit) = catalog::variant_kind(sql, sku.as_str())? {
+            return Ok(Some((sku.as_str().to_owned(), is_kit)));
         }
     }
     Ok(sql
         .query_opt(
-            "SELECT sku FROM sku_aliases WHERE channel = ?1 AND channel_sku = ?2",
+            "SELECT a.sku, v.is_kit FROM sku_aliases a JOIN variants v ON v.sku = a.sku
+             WHERE a.channel = ?1 AND a.channel_sku = ?2",
             args![channel, channel_sku],
         )?
-        .map(|r| r.text(0)))
+        .map(|r| (r.text(0), r.int(1) == 1)))
+}
+
+/// What the lines of one order share while a unit of work changes them.
+struct OrderCtx {
+    id: i64,
+    channel: String,
+    /// The channel's feeding locations, in priority order.
+    locations: Vec<String>,
+}
+
+impl OrderCtx {
+    fn load(sql: &mut dyn Sql, id: i64, channel: &str) -> Result<Self> {
+        let record = catalog::require_channel(sql, channel)?;
+        Ok(Self {
+            id,
+            channel: channel.to_owned(),
+            locations: catalog::feeding_locations(sql, &record)?,
+        })
+    }
 }
 
 /// Moves a line to `target` active units: commits what is free and records the rest as short,
@@ -204,8 +251,7 @@ fn resolve_sku(sql: &mut dyn Sql, channel: &str, channel_sku: &str) -> Result<Op
 fn set_line_target(
     sql: &mut dyn Sql,
     ctx: &Ctx,
-    channel: &str,
-    order_id: i64,
+    order: &OrderCtx,
     line: &Line,
     target: i64,
     reduction: EntryKind,
@@ -224,17 +270,16 @@ fn set_line_target(
     if p.is_noop() {
         return Ok(line.wanted != target);
     }
+    let order_id = order.id;
     let holder = Holder::Line {
         row_id: line.row_id,
         order_id,
         line_id: line.line_id.clone(),
-        channel: channel.to_owned(),
+        channel: order.channel.clone(),
     };
-    let is_kit = catalog::require_variant(sql, sku)?;
+    let is_kit = line.is_kit;
     let mut delta = LineState::default();
     if p.add > 0 {
-        let c = catalog::require_channel(sql, channel)?;
-        let locations = catalog::feeding_locations(sql, &c)?;
         let commit = |n: i64| {
             Some(LineState {
                 committed: n,
@@ -248,7 +293,7 @@ fn set_line_target(
             sku,
             is_kit,
             p.add,
-            &locations,
+            &order.locations,
             EntryKind::OrderCommitted,
             &commit,
         )?;
@@ -359,12 +404,12 @@ pub fn cancel(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, external_id: &str) ->
         args![order.id, now],
     )?;
     let mut touched = BTreeSet::new();
+    let order_ctx = OrderCtx::load(sql, order.id, &order.channel)?;
     for line in lines_of(sql, order.id)? {
         set_line_target(
             sql,
             ctx,
-            &order.channel,
-            order.id,
+            &order_ctx,
             &line,
             0,
             EntryKind::OrderCancelled,
@@ -382,7 +427,12 @@ fn line_for_update(
 ) -> Result<(Line, String, Holder)> {
     let line = sql
         .query_opt(
-            &format!("SELECT {LINE_COLUMNS} FROM order_lines WHERE order_id = ?1 AND line_id = ?2"),
+            concat!(
+                "SELECT ",
+                line_columns!(),
+                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku
+                 WHERE ol.order_id = ?1 AND ol.line_id = ?2"
+            ),
             args![order.id, line_id],
         )?
         .map(|r| line_from_row(&r))
@@ -582,38 +632,39 @@ pub fn resolve_unmapped(
          ON CONFLICT (channel, channel_sku) DO UPDATE SET sku = excluded.sku",
         args![channel.as_str(), channel_sku.as_str(), sku],
     )?;
+    let is_kit = catalog::require_variant(sql, sku)?;
     let waiting = sql.query(
-        &format!(
-            "SELECT ol.order_id, o.status, {} FROM order_lines ol JOIN orders o ON o.id = ol.order_id
-             WHERE ol.sku IS NULL AND o.channel = ?1 AND ol.channel_sku = ?2 ORDER BY ol.id",
-            LINE_COLUMNS.split(", ").map(|c| format!("ol.{c}")).collect::<Vec<_>>().join(", ")
+        concat!(
+            "SELECT ol.order_id, o.status, ",
+            line_columns!(),
+            " FROM order_lines ol JOIN orders o ON o.id = ol.order_id
+              LEFT JOIN variants v ON v.sku = ol.sku
+             WHERE ol.sku IS NULL AND o.channel = ?1 AND ol.channel_sku = ?2 ORDER BY ol.id"
         ),
         args![channel.as_str(), channel_sku.as_str()],
     )?;
     let mut touched = BTreeSet::new();
     let mut orders = Vec::new();
     for r in waiting {
-        let order_id = r.int(0);
+        let order = OrderCtx::load(sql, r.int(0), &channel)?;
         let mut line = line_from_row(&Row(r.0[2..].to_vec()));
         sql.execute(
             "UPDATE order_lines SET sku = ?2 WHERE id = ?1",
             args![line.row_id, sku],
         )?;
         line.sku = Some(sku.to_owned());
-        let target = line.wanted;
-        line.wanted = -1; // force the stored `wanted` to be rewritten unchanged
+        line.is_kit = is_kit;
         let status = OrderStatus::parse(&r.text(1)).unwrap_or(OrderStatus::Open);
         set_line_target(
             sql,
             ctx,
-            &channel,
-            order_id,
+            &order,
             &line,
-            target,
+            line.wanted,
             reduction_kind(status),
             &mut touched,
         )?;
-        orders.push(order_id);
+        orders.push(order.id);
     }
     fill_shortfalls(sql, ctx, &touched)?;
     orders.dedup();
@@ -627,32 +678,26 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
             args![order_id],
         )?
         .ok_or_else(|| StoreError::not_found("order", order_id.to_string()))?;
-    let channel = r.text(0);
-    let mut lines = Vec::new();
-    for line in lines_of(sql, order_id)? {
-        let holder = Holder::Line {
-            row_id: line.row_id,
-            order_id,
-            line_id: line.line_id.clone(),
-            channel: channel.clone(),
-        };
-        lines.push(LineView {
+    let mut allocations = stock::allocations_of_order(sql, order_id)?;
+    let lines = lines_of(sql, order_id)?
+        .into_iter()
+        .map(|line| LineView {
             ordered: line.state.ordered(),
-            allocations: stock::allocation_views(sql, &holder)?,
+            allocations: allocations.remove(&line.row_id).unwrap_or_default(),
             line_id: line.line_id,
             channel_sku: line.channel_sku,
             sku: line.sku,
             wanted: line.wanted,
             state: line.state,
-        });
-    }
+        })
+        .collect();
     Ok(OrderView {
+        channel: r.text(0),
         external_id: r.text(1),
         version: r.opt_int(2),
         status: OrderStatus::parse(&r.text(3)).unwrap_or(OrderStatus::Open),
         created_at_ms: r.int(4),
         updated_at_ms: r.int(5),
-        channel,
         lines,
     })
 }

@@ -175,19 +175,13 @@ fn add_to_allocation(
     recipe_json: &str,
     units: i64,
 ) -> Result<i64> {
-    let updated = sql.query_opt(
-        "UPDATE allocations SET committed = committed + ?5
-         WHERE id = (SELECT id FROM allocations WHERE holder_kind = ?1 AND holder_id = ?2
-                     AND location = ?3 AND recipe = ?4 AND shipped = 0 ORDER BY id DESC LIMIT 1)
-         RETURNING id",
-        args![holder.kind(), holder.id(), location, recipe_json, units],
-    )?;
-    if let Some(row) = updated {
-        return Ok(row.int(0));
-    }
+    // Units join the holder's open (nothing shipped yet) allocation at that location and recipe.
     let row = sql.query_opt(
         "INSERT INTO allocations (holder_kind, holder_id, location, recipe, committed)
-         VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (holder_kind, holder_id, location, recipe) WHERE shipped = 0
+         DO UPDATE SET committed = committed + excluded.committed
+         RETURNING id",
         args![holder.kind(), holder.id(), location, recipe_json, units],
     )?;
     Ok(row.map_or(0, |r| r.int(0)))
@@ -226,6 +220,30 @@ fn allocations_of(
             restocked: r.int(5),
         })
         .collect())
+}
+
+/// The allocations of every line of one order, by line row id, oldest first.
+pub fn allocations_of_order(
+    sql: &mut dyn Sql,
+    order_id: i64,
+) -> Result<BTreeMap<i64, Vec<AllocationView>>> {
+    let mut out: BTreeMap<i64, Vec<AllocationView>> = BTreeMap::new();
+    for r in sql.query(
+        "SELECT holder_id, location, recipe, committed, shipped, restocked FROM allocations
+         WHERE holder_kind = 'line'
+           AND holder_id IN (SELECT CAST(id AS TEXT) FROM order_lines WHERE order_id = ?1)
+         ORDER BY id",
+        args![order_id],
+    )? {
+        out.entry(r.int(0)).or_default().push(AllocationView {
+            location: r.text(1),
+            recipe: serde_json::from_str(&r.text(2)).unwrap_or_default(),
+            committed: r.int(3),
+            shipped: r.int(4),
+            restocked: r.int(5),
+        });
+    }
+    Ok(out)
 }
 
 pub fn allocation_views(sql: &mut dyn Sql, holder: &Holder) -> Result<Vec<AllocationView>> {
