@@ -331,7 +331,7 @@ fn move_spec() -> impl Strategy<Value = MoveSpec> {
         2 => (movement_sku(), location(), prop_oneof![-3..=-1i64, 1..=3i64]).prop_map(
             |(sku, location, delta)| Move::Adjust { sku, location, delta }
         ),
-        2 => (movement_sku(), location(), 0..=8i64, count_at).prop_map(
+        3 => (movement_sku(), location(), 0..=8i64, count_at).prop_map(
             |(sku, location, counted, at)| Move::Count { sku, location, counted, at }
         ),
         2 => (movement_sku(), location(), transfer_offset(), 1..=4i64).prop_map(

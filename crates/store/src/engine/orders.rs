@@ -667,7 +667,8 @@ pub fn resolve_unmapped(
         orders.push(order.id);
     }
     fill_shortfalls(sql, ctx, &touched)?;
-    orders.dedup();
+    let mut seen = HashSet::new();
+    orders.retain(|id| seen.insert(*id));
     orders.into_iter().map(|id| order_view(sql, id)).collect()
 }
 
