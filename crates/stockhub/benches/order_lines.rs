@@ -556,7 +556,7 @@ fn set_up_in_process(store: &Store) {
                     buffer: 0,
                     kit: None,
                 };
-                catalog::upsert_variant(sql, &input)?;
+                catalog::upsert_variant(sql, &ctx("set-up"), &input)?;
             }
             let items: Vec<MovementItem> = (0..SKUS)
                 .flat_map(|i| {

@@ -80,6 +80,7 @@ impl StoreError {
                 "reservation" => "unknown-reservation",
                 "unmapped line" => "unknown-unmapped-line",
                 "product" => "unknown-product",
+                "inbound event" => "unknown-event",
                 _ => "not-found",
             },
             Self::Invalid(_) => "invalid-request",

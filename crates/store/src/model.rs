@@ -214,13 +214,27 @@ pub struct OrderKey {
     pub external_id: String,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SnapshotLine {
     pub line_id: String,
     /// The SKU as the channel sent it; unknown ones go to the unmapped queue.
     pub channel_sku: String,
     /// Units still wanted on this line (0 removes it).
     pub quantity: i64,
+    /// What the channel reports of the line's fulfilment, when it reports it.
+    pub fulfilment: Option<LineFulfilment>,
+}
+
+/// Cumulative fulfilment figures a channel reports for a line. They only ever grow: a snapshot
+/// that reports less than stockhub recorded changes nothing.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct LineFulfilment {
+    /// Units shipped.
+    pub shipped: i64,
+    /// Shipped units that came back.
+    pub returned: i64,
+    /// Returned units put back on the shelf.
+    pub restocked: i64,
 }
 
 #[derive(Debug, Clone)]

@@ -10,6 +10,7 @@ pub enum Value {
     Null,
     Int(i64),
     Text(String),
+    Blob(Vec<u8>),
 }
 
 impl From<i64> for Value {
@@ -37,6 +38,11 @@ impl From<&String> for Value {
         Self::Text(v.clone())
     }
 }
+impl From<&[u8]> for Value {
+    fn from(v: &[u8]) -> Self {
+        Self::Blob(v.to_vec())
+    }
+}
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(v: Option<T>) -> Self {
         v.map_or(Self::Null, Into::into)
@@ -56,7 +62,7 @@ impl Row {
         match &self.0[i] {
             Value::Int(v) => Some(*v),
             Value::Text(t) => t.parse().ok(),
-            Value::Null => None,
+            Value::Null | Value::Blob(_) => None,
         }
     }
 
@@ -68,7 +74,17 @@ impl Row {
         match &self.0[i] {
             Value::Text(t) => Some(t.clone()),
             Value::Int(v) => Some(v.to_string()),
+            Value::Blob(b) => Some(String::from_utf8_lossy(b).into_owned()),
             Value::Null => None,
+        }
+    }
+
+    pub fn blob(&self, i: usize) -> Vec<u8> {
+        match &self.0[i] {
+            Value::Blob(b) => b.clone(),
+            Value::Text(t) => t.clone().into_bytes(),
+            Value::Int(v) => v.to_string().into_bytes(),
+            Value::Null => Vec::new(),
         }
     }
 }

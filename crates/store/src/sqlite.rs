@@ -22,7 +22,10 @@ use crate::sql::{Row, Sql, Value};
 use crate::store::{Backend, CommitStats, Finish, Job};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/sqlite/0001_foundation.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
+    (2, include_str!("../migrations/sqlite/0002_channels.sql")),
+];
 
 /// Tuning of the SQLite backend.
 #[derive(Debug, Clone)]
@@ -78,6 +81,7 @@ impl Conn<'_> {
                 Value::Null => stmt.raw_bind_parameter(i + 1, rusqlite::types::Null),
                 Value::Int(v) => stmt.raw_bind_parameter(i + 1, v),
                 Value::Text(t) => stmt.raw_bind_parameter(i + 1, t.as_str()),
+                Value::Blob(b) => stmt.raw_bind_parameter(i + 1, b.as_slice()),
             };
             r.map_err(|e| db_error(sql, e))?;
         }
@@ -98,9 +102,8 @@ impl Sql for Conn<'_> {
                     ValueRef::Null => Value::Null,
                     ValueRef::Integer(v) => Value::Int(v),
                     ValueRef::Real(v) => Value::Int(v as i64),
-                    ValueRef::Text(t) | ValueRef::Blob(t) => {
-                        Value::Text(String::from_utf8_lossy(t).into_owned())
-                    }
+                    ValueRef::Text(t) => Value::Text(String::from_utf8_lossy(t).into_owned()),
+                    ValueRef::Blob(b) => Value::Blob(b.to_vec()),
                 });
             }
             out.push(Row(values));

@@ -1077,9 +1077,6 @@ impl Model {
                     if new < stored {
                         return Ok("stale".into());
                     }
-                    if new == stored {
-                        return Ok("unchanged".into());
-                    }
                 }
                 order.version = snap.version.or(order.version);
                 order.status = snap.status;
@@ -1624,7 +1621,7 @@ impl Harness {
                 }
                 for (s, buffer) in INITIAL_BUFFERS {
                     let kit = (s == KIT).then_some(RECIPES[0]);
-                    catalog::upsert_variant(sql, &variant_input(s, buffer, kit))?;
+                    catalog::upsert_variant(sql, &ctx(), &variant_input(s, buffer, kit))?;
                 }
                 for (c, rules, feeding) in channel_setup() {
                     catalog::upsert_channel(
@@ -2056,6 +2053,7 @@ impl Harness {
                 line_id,
                 channel_sku: known.unwrap_or_else(|| CHANNEL_SKUS[spec.channel_sku].to_owned()),
                 quantity: spec.quantity,
+                fulfilment: None,
             });
         }
         // An amended order repeats the lines it does not change, as channels do.
@@ -2066,6 +2064,7 @@ impl Harness {
                         line_id: line.line_id.clone(),
                         channel_sku: line.channel_sku.clone(),
                         quantity: line.wanted,
+                        fulfilment: None,
                     });
                 }
             }

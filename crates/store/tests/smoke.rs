@@ -49,6 +49,7 @@ fn order_flow_and_verify() {
             for s in ["TEE", "CAP"] {
                 catalog::upsert_variant(
                     sql,
+                    &ctx(),
                     &VariantInput {
                         sku: sku(s),
                         product_id: None,
@@ -62,6 +63,7 @@ fn order_flow_and_verify() {
             }
             catalog::upsert_variant(
                 sql,
+                &ctx(),
                 &VariantInput {
                     sku: sku("BUNDLE"),
                     product_id: None,
@@ -112,16 +114,19 @@ fn order_flow_and_verify() {
                             line_id: "1".into(),
                             channel_sku: "TEE".into(),
                             quantity: 5,
+                            fulfilment: None,
                         },
                         SnapshotLine {
                             line_id: "2".into(),
                             channel_sku: "BUNDLE".into(),
                             quantity: 1,
+                            fulfilment: None,
                         },
                         SnapshotLine {
                             line_id: "3".into(),
                             channel_sku: "NOPE".into(),
                             quantity: 1,
+                            fulfilment: None,
                         },
                     ],
                     raw: serde_json::json!({}),

@@ -247,7 +247,7 @@ fn upsert_all(
     let mut errors = Vec::new();
     let mut kits = std::collections::BTreeSet::new();
     for (index, input) in inputs.iter().enumerate() {
-        match catalog::upsert_variant(sql, input) {
+        match catalog::upsert_variant(sql, ctx, input) {
             Ok(kit) => kits.extend(kit.map(|k| k.to_string())),
             Err(e @ StoreError::Database { .. }) => return Err(e),
             Err(e) => errors.push(ItemError {

@@ -94,6 +94,7 @@ fn snapshot(b: OrderBody, raw: serde_json::Value) -> ApiResult<OrderSnapshot> {
                 line_id: l.line_id,
                 channel_sku: l.sku,
                 quantity: l.quantity,
+                fulfilment: None,
             }),
         }
     }

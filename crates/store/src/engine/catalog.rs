@@ -3,8 +3,9 @@
 use std::collections::BTreeSet;
 
 use serde_json::Value as Json;
-use stockhub_core::{ChannelRules, Sku};
+use stockhub_core::{ChannelRules, EntryKind, Sku};
 
+use super::ledger::{record, NewEntry};
 use super::stock::fill_shortfalls;
 use crate::args;
 use crate::error::{Result, StoreError};
@@ -55,7 +56,7 @@ pub fn get_product(sql: &mut dyn Sql, id: &str) -> Result<Option<Product>> {
 /// Creates or replaces a variant. A kit's recipe must name existing, non-kit variants other than
 /// itself; a variant that is a component of a kit cannot itself become a kit. Returns the SKUs
 /// whose shortfalls may now be fillable (a kit whose recipe changed).
-pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<Sku>> {
+pub fn upsert_variant(sql: &mut dyn Sql, ctx: &Ctx, input: &VariantInput) -> Result<Option<Sku>> {
     let sku = input.sku.as_str();
     if input.buffer < 0 {
         return Err(StoreError::Invalid(format!(
@@ -63,7 +64,10 @@ pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<
             input.buffer
         )));
     }
-    let existing = sql.query_opt("SELECT is_kit FROM variants WHERE sku = ?1", args![sku])?;
+    let existing = sql.query_opt(
+        "SELECT is_kit, buffer FROM variants WHERE sku = ?1",
+        args![sku],
+    )?;
     if let Some(kit) = &input.kit {
         check_recipe(sql, &input.sku, kit)?;
         let has_stock = sql
@@ -106,6 +110,17 @@ pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<
     if existing.is_some() {
         sql.execute("DELETE FROM kit_components WHERE kit_sku = ?1", args![sku])?;
     }
+    if let Some(before) = existing
+        .as_ref()
+        .map(|r| r.int(1))
+        .filter(|b| *b != input.buffer)
+    {
+        // What channels see changes although no unit moved: recorded, and pushed.
+        let mut e = NewEntry::new(EntryKind::BufferChanged, sku, None);
+        e.detail = Some(serde_json::json!({ "from": before, "to": input.buffer }));
+        record(sql, ctx, &e)?;
+        super::pushes::mark(sql, sku)?;
+    }
     for (component, units) in input.kit.iter().flatten() {
         sql.execute(
             "INSERT INTO kit_components (kit_sku, component_sku, units) VALUES (?1, ?2, ?3)",
@@ -118,7 +133,7 @@ pub fn upsert_variant(sql: &mut dyn Sql, input: &VariantInput) -> Result<Option<
 /// Creates or replaces a variant and, for a kit whose recipe changed, fills the kit's open
 /// shortfalls that the new recipe can cover.
 pub fn put_variant(sql: &mut dyn Sql, ctx: &Ctx, input: &VariantInput) -> Result<Variant> {
-    let kit = upsert_variant(sql, input)?;
+    let kit = upsert_variant(sql, ctx, input)?;
     fill_shortfalls(sql, ctx, &kit.into_iter().map(|k| k.to_string()).collect())?;
     get_variant(sql, input.sku.as_str())?
         .ok_or_else(|| StoreError::not_found("sku", input.sku.as_str()))
@@ -297,7 +312,7 @@ pub fn require_location(sql: &mut dyn Sql, code: &str) -> Result<()> {
 }
 
 /// The channel kinds this build can serve.
-pub const CHANNEL_KINDS: [&str; 1] = ["manual"];
+pub const CHANNEL_KINDS: [&str; 3] = ["manual", "shopify", "woocommerce"];
 
 pub fn upsert_channel(sql: &mut dyn Sql, input: &ChannelInput) -> Result<Channel> {
     if !CHANNEL_KINDS.contains(&input.kind.as_str()) {
@@ -344,6 +359,7 @@ pub fn upsert_channel(sql: &mut dyn Sql, input: &ChannelInput) -> Result<Channel
 /// Creates or replaces a channel, then fills its short lines from its (new) feeding locations.
 pub fn put_channel(sql: &mut dyn Sql, ctx: &Ctx, input: &ChannelInput) -> Result<Channel> {
     let channel = upsert_channel(sql, input)?;
+    super::pushes::mark_channel(sql, &channel.code)?;
     let short: BTreeSet<String> = sql
         .query(
             "SELECT DISTINCT ol.sku FROM order_lines ol JOIN orders o ON o.id = ol.order_id
@@ -416,4 +432,37 @@ pub fn feeding_locations(sql: &mut dyn Sql, channel: &Channel) -> Result<Vec<Str
         Some(list) => Ok(list.clone()),
         None => Ok(list_locations(sql)?.into_iter().map(|l| l.code).collect()),
     }
+}
+
+/// Stores a connected channel's connection settings (shown by the API) and secrets (never shown).
+pub fn set_connection(
+    sql: &mut dyn Sql,
+    code: &str,
+    connection: &serde_json::Value,
+    secrets: &serde_json::Value,
+) -> Result<()> {
+    let n = sql.execute(
+        "UPDATE channels SET connection = ?2, secrets = ?3 WHERE code = ?1",
+        args![code, connection.to_string(), secrets.to_string()],
+    )?;
+    if n == 0 {
+        return Err(StoreError::not_found("channel", code));
+    }
+    Ok(())
+}
+
+/// A channel's connection settings and secrets, when it has them.
+pub fn connection(
+    sql: &mut dyn Sql,
+    code: &str,
+) -> Result<Option<(serde_json::Value, serde_json::Value)>> {
+    Ok(sql
+        .query_opt(
+            "SELECT connection, secrets FROM channels WHERE code = ?1 AND connection IS NOT NULL",
+            args![code],
+        )?
+        .map(|r| {
+            let parse = |t: String| serde_json::from_str(&t).unwrap_or(serde_json::Value::Null);
+            (parse(r.text(0)), parse(r.text(1)))
+        }))
 }

@@ -56,7 +56,11 @@ impl<'a> NewEntry<'a> {
 pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Option<(i64, i64)>> {
     let after = match entry.location {
         Some(location) if entry.delta_on_hand != 0 || entry.delta_committed != 0 => {
-            Some(change_level(sql, entry, location)?)
+            let after = change_level(sql, entry, location)?;
+            // What channels may sell changed: mark every channel that lists it, in this same
+            // transaction, so that the change is pushed even if the process dies right after.
+            super::pushes::mark(sql, entry.sku)?;
+            Some(after)
         }
         _ => None,
     };

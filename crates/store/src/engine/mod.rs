@@ -4,9 +4,13 @@
 
 pub mod catalog;
 pub mod idempotency;
+pub mod inbound;
+pub mod intake;
 pub mod ledger;
+pub mod listings;
 pub mod movements;
 pub mod orders;
+pub mod pushes;
 pub mod reservations;
 pub mod stock;
 pub mod verify;

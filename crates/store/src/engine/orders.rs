@@ -13,7 +13,8 @@ use super::stock::{self, fill_shortfalls, Holder};
 use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Ctx, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory, OrderView, UnmappedLine,
+    Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
+    OrderView, UnmappedLine,
 };
 use crate::sql::{Row, Sql};
 
@@ -95,10 +96,11 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         Some(r) => {
             let stored_version = r.opt_int(1);
             if let (Some(stored), Some(new)) = (stored_version, snap.version) {
-                if new <= stored {
-                    let outcome = if new == stored { "unchanged" } else { "stale" };
+                // An older snapshot changes nothing; an equal one is applied (only its difference
+                // counts), since some channels stamp versions no finer than a second.
+                if new < stored {
                     return Ok(OrderOutcome {
-                        outcome,
+                        outcome: "stale",
                         order: order_view(sql, r.int(0))?,
                     });
                 }
@@ -147,6 +149,9 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         };
         let target = LineTarget::new(wanted.quantity, snap.status).active;
         changed |= set_line_target(sql, ctx, &order, &line, target, kind, &mut touched)?;
+        if let Some(reported) = &wanted.fulfilment {
+            changed |= apply_fulfilment(sql, ctx, &order, line.row_id, reported, &mut touched)?;
+        }
     }
     for line in before
         .iter()
@@ -505,27 +510,111 @@ pub fn return_lines(
             )));
         }
         check_restock_location(sql, item)?;
-        let mut e = entry_for(&holder, EntryKind::Returned, &sku, order.id);
-        e.line_delta = Some(LineState {
-            returned: quantity,
-            ..LineState::default()
-        });
-        e.detail = Some(serde_json::json!({ "restock": item.restock }));
-        record(sql, ctx, &e)?;
-        add_to_line(
-            sql,
-            line.row_id,
-            &LineState {
-                returned: quantity,
-                ..LineState::default()
-            },
-        )?;
+        record_return(sql, ctx, &holder, &sku, line.row_id, quantity, item.restock)?;
         if item.restock {
             touched.extend(restock_line(sql, ctx, &line, &sku, &holder, item)?);
         }
     }
     fill_shortfalls(sql, ctx, &touched)?;
     order_view(sql, order.id)
+}
+
+/// Records returned units of a line (they are not on the shelf until restocked).
+fn record_return(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    holder: &Holder,
+    sku: &str,
+    row_id: i64,
+    quantity: i64,
+    restock: bool,
+) -> Result<()> {
+    let delta = LineState {
+        returned: quantity,
+        ..LineState::default()
+    };
+    let order_id = match holder {
+        Holder::Line { order_id, .. } => *order_id,
+        Holder::Reservation { .. } => 0,
+    };
+    let mut e = entry_for(holder, EntryKind::Returned, sku, order_id);
+    e.line_delta = Some(delta);
+    e.detail = Some(serde_json::json!({ "restock": restock }));
+    record(sql, ctx, &e)?;
+    add_to_line(sql, row_id, &delta)
+}
+
+/// Brings a line's shipped, returned and restocked units up to what the channel reports. Only
+/// committed units can ship, only shipped ones come back, only returned ones are restocked (at
+/// the location they shipped from). Returns whether anything changed.
+fn apply_fulfilment(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    order: &OrderCtx,
+    row_id: i64,
+    reported: &LineFulfilment,
+    touched: &mut BTreeSet<String>,
+) -> Result<bool> {
+    let line = sql
+        .query_opt(
+            concat!(
+                "SELECT ",
+                line_columns!(),
+                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku WHERE ol.id = ?1"
+            ),
+            args![row_id],
+        )?
+        .map(|r| line_from_row(&r))
+        .ok_or_else(|| StoreError::not_found("order line", row_id.to_string()))?;
+    let Some(sku) = line.sku.clone() else {
+        return Ok(false);
+    };
+    let holder = Holder::Line {
+        row_id,
+        order_id: order.id,
+        line_id: line.line_id.clone(),
+        channel: order.channel.clone(),
+    };
+    let state = line.state;
+    let ship = (reported.shipped - state.shipped)
+        .min(state.committed)
+        .max(0);
+    if ship > 0 {
+        stock::ship(sql, ctx, &holder, &sku, ship)?;
+        add_to_line(
+            sql,
+            row_id,
+            &LineState {
+                committed: -ship,
+                shipped: ship,
+                ..LineState::default()
+            },
+        )?;
+    }
+    let shipped = state.shipped + ship;
+    let returned_new = (reported.returned - state.returned)
+        .min(shipped - state.returned)
+        .max(0);
+    if returned_new > 0 {
+        let restock = reported.restocked > state.restocked;
+        record_return(sql, ctx, &holder, &sku, row_id, returned_new, restock)?;
+    }
+    let returned = state.returned + returned_new;
+    let restock = (reported.restocked - state.restocked)
+        .min(returned - state.restocked)
+        .max(0);
+    if restock > 0 {
+        touched.extend(stock::restock(sql, ctx, &holder, &sku, restock, None)?);
+        add_to_line(
+            sql,
+            row_id,
+            &LineState {
+                restocked: restock,
+                ..LineState::default()
+            },
+        )?;
+    }
+    Ok(ship > 0 || returned_new > 0 || restock > 0)
 }
 
 /// Puts returned units that were waiting back on the shelf.

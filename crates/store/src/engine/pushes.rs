@@ -1,0 +1,414 @@
+//! The push queue: "(channel, SKU) must be brought to the current sellable quantity". A mark is
+//! written in the same transaction as the stock change that causes it; workers claim due marks
+//! with a lease, compute every listing's quantity at send time, and report back. A result is
+//! applied only while the worker still holds the lease (fencing by lease token), and a mark that
+//! changed meanwhile (a newer generation) stays pending: a later change can only make a push more
+//! correct.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use stockhub_core::ats;
+
+use super::catalog;
+use super::ledger::parse_line_delta;
+use super::listings::{listing_from_row, ListingView, LISTING_COLUMNS};
+use super::stock::{current_recipe, free_units_at};
+use crate::args;
+use crate::error::Result;
+use crate::sql::Sql;
+
+const MARK_SELECTED: &str = "
+    ON CONFLICT (channel, sku) DO UPDATE SET generation = push_marks.generation + 1,
+        state = CASE WHEN push_marks.state = 'dead' THEN 'pending' ELSE push_marks.state END,
+        next_attempt_at = CASE WHEN push_marks.state = 'dead' THEN excluded.next_attempt_at
+                               ELSE push_marks.next_attempt_at END";
+
+/// Marks every channel that lists `sku`, or a kit made of it, for a push.
+pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
+    let now = sql.now_ms();
+    sql.execute(
+        &format!(
+            "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
+             SELECT DISTINCT channel, sku, 'pending', 1, ?2, ?2 FROM listings
+             WHERE sku = ?1 OR sku IN (SELECT kit_sku FROM kit_components WHERE component_sku = ?1)
+             {MARK_SELECTED}"
+        ),
+        args![sku, now],
+    )?;
+    Ok(())
+}
+
+/// Marks one SKU on one channel (after discovery, or an operator's resync).
+pub fn mark_channel_sku(sql: &mut dyn Sql, channel: &str, sku: &str) -> Result<()> {
+    let now = sql.now_ms();
+    sql.execute(
+        &format!(
+            "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
+             SELECT DISTINCT channel, sku, 'pending', 1, ?3, ?3 FROM listings
+             WHERE channel = ?1 AND sku = ?2 {MARK_SELECTED}"
+        ),
+        args![channel, sku, now],
+    )?;
+    Ok(())
+}
+
+/// Marks every listed SKU of a channel (its rules changed, or a full resync was asked for).
+pub fn mark_channel(sql: &mut dyn Sql, channel: &str) -> Result<u64> {
+    let now = sql.now_ms();
+    sql.execute(
+        &format!(
+            "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
+             SELECT DISTINCT channel, sku, 'pending', 1, ?2, ?2 FROM listings
+             WHERE channel = ?1 AND sku IS NOT NULL {MARK_SELECTED}"
+        ),
+        args![channel, now],
+    )
+}
+
+/// A mark a worker holds.
+#[derive(Debug, Clone)]
+pub struct Claim {
+    pub channel: String,
+    pub sku: String,
+    pub generation: i64,
+    pub marked_at_ms: i64,
+    pub attempts: i64,
+    pub first_failed_at_ms: Option<i64>,
+    pub lease_token: String,
+}
+
+/// Claims up to `limit` due marks of a channel (pending and due, or in flight with an expired
+/// lease) for `lease_ms`.
+pub fn claim(
+    sql: &mut dyn Sql,
+    channel: &str,
+    limit: i64,
+    lease_ms: i64,
+    token: &str,
+) -> Result<Vec<Claim>> {
+    let now = sql.now_ms();
+    let rows = sql.query(
+        "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2
+         WHERE (channel, sku) IN (
+             SELECT channel, sku FROM push_marks
+             WHERE channel = ?3 AND ((state = 'pending' AND next_attempt_at <= ?4)
+                                     OR (state = 'in_flight' AND leased_until < ?4))
+             ORDER BY next_attempt_at LIMIT ?5)
+         RETURNING channel, sku, generation, marked_at, attempts, first_failed_at",
+        args![token, now + lease_ms, channel, now, limit],
+    )?;
+    Ok(rows
+        .iter()
+        .map(|r| Claim {
+            channel: r.text(0),
+            sku: r.text(1),
+            generation: r.int(2),
+            marked_at_ms: r.int(3),
+            attempts: r.int(4),
+            first_failed_at_ms: r.opt_int(5),
+            lease_token: token.to_owned(),
+        })
+        .collect())
+}
+
+/// The channels that have marks due now.
+pub fn channels_due(sql: &mut dyn Sql) -> Result<Vec<String>> {
+    let now = sql.now_ms();
+    Ok(sql
+        .query(
+            "SELECT DISTINCT channel FROM push_marks
+             WHERE (state = 'pending' AND next_attempt_at <= ?1) OR (state = 'in_flight' AND leased_until < ?1)",
+            args![now],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect())
+}
+
+/// What one listing must be set to now.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub listing: ListingView,
+    /// Available to sell on the channel for this listing, by DESIGN §1.
+    pub available: i64,
+    /// Held back because the channel showed a decrease that no ingested order explains yet.
+    pub held: i64,
+    /// What to send: `max(0, available − held)`.
+    pub quantity: i64,
+}
+
+/// The quantity every listing of the given SKUs must show on a channel, computed from the
+/// canonical state now. A hold older than `hold_ms` is given up: recorded as a drift, and the
+/// channel's lower quantity becomes the new baseline.
+pub fn targets(
+    sql: &mut dyn Sql,
+    channel: &str,
+    skus: &[String],
+    hold_ms: i64,
+) -> Result<Vec<Target>> {
+    let record = catalog::require_channel(sql, channel)?;
+    let feeding = catalog::feeding_locations(sql, &record)?;
+    let now = sql.now_ms();
+    let mut out = Vec::new();
+    for sku in skus {
+        let Some(variant) = sql.query_opt(
+            "SELECT is_kit, buffer FROM variants WHERE sku = ?1",
+            args![sku.as_str()],
+        )?
+        else {
+            continue;
+        };
+        let recipe = current_recipe(sql, sku, variant.int(0) == 1)?;
+        let mut free_at: BTreeMap<String, i64> = BTreeMap::new();
+        let listings = sql.query(
+            &format!("SELECT {LISTING_COLUMNS} FROM listings WHERE channel = ?1 AND sku = ?2 ORDER BY id"),
+            args![channel, sku.as_str()],
+        )?;
+        for row in listings {
+            let listing = listing_from_row(&row);
+            let locations = listing
+                .feeding_locations
+                .clone()
+                .unwrap_or_else(|| feeding.clone());
+            let mut pool = 0;
+            for location in &locations {
+                if !free_at.contains_key(location) {
+                    let free = free_units_at(sql, &recipe, location)?;
+                    free_at.insert(location.clone(), free);
+                }
+                pool += free_at[location];
+            }
+            let available = ats(pool, variant.int(1), &record.rules);
+            let held = held_back(sql, &listing, now, hold_ms)?;
+            out.push(Target {
+                quantity: (available - held).max(0),
+                available,
+                held,
+                listing,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// `u` of DESIGN §1 for one listing: the channel's decrease below what it confirmed that the
+/// orders ingested since do not explain.
+fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -> Result<i64> {
+    let (Some(observed), Some(observed_at)) = (listing.observed, listing.observed_at_ms) else {
+        return Ok(0);
+    };
+    let confirmed = listing.last_confirmed.unwrap_or(observed);
+    let since = listing.confirmed_at_ms.unwrap_or(0);
+    let mut ordered = 0;
+    for r in sql.query(
+        "SELECT line_delta FROM ledger WHERE channel = ?1 AND sku = ?2 AND at > ?3
+           AND kind IN ('order_committed', 'oversold') AND line_delta IS NOT NULL",
+        args![listing.channel.as_str(), listing.sku.as_deref(), since],
+    )? {
+        let d = parse_line_delta(&r.text(0));
+        ordered += d.committed + d.short;
+    }
+    let unexplained = (confirmed - observed - ordered).max(0);
+    if unexplained > 0 && now - observed_at > hold_ms {
+        sql.execute(
+            "INSERT INTO drifts (channel, listing_key, sku, expected, found, at, note)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            args![
+                listing.channel.as_str(),
+                listing.listing_key.as_str(),
+                listing.sku.as_deref(),
+                confirmed - ordered,
+                observed,
+                now,
+                "the channel's decrease was not explained by any order within the hold time"
+            ],
+        )?;
+        sql.execute(
+            "UPDATE listings SET last_confirmed = observed, confirmed_at = observed_at,
+                 observed = NULL, observed_at = NULL WHERE id = ?1",
+            args![listing.id],
+        )?;
+        return Ok(0);
+    }
+    Ok(unexplained)
+}
+
+/// How one listing's push ended.
+#[derive(Debug, Clone)]
+pub enum ListingResult {
+    /// The channel now shows `quantity`.
+    Pushed { listing_id: i64, quantity: i64 },
+    /// The channel shows `actual`, which is not what we last confirmed (a failed compare-and-set
+    /// followed by a read, or a reconciliation read).
+    Observed { listing_id: i64, actual: i64 },
+}
+
+/// What becomes of the mark.
+#[derive(Debug, Clone)]
+pub enum MarkNext {
+    Done,
+    Retry { delay_ms: i64, error: String },
+    Dead { error: String },
+}
+
+/// Applies a worker's results, if it still holds the lease; returns false when the result was
+/// discarded (another worker took the mark over after the lease expired).
+pub fn complete(
+    sql: &mut dyn Sql,
+    claim: &Claim,
+    results: &[ListingResult],
+    next: &MarkNext,
+) -> Result<bool> {
+    let held = sql
+        .query_opt(
+            "SELECT generation FROM push_marks WHERE channel = ?1 AND sku = ?2 AND state = 'in_flight' AND lease_token = ?3",
+            args![claim.channel.as_str(), claim.sku.as_str(), claim.lease_token.as_str()],
+        )?
+        .map(|r| r.int(0));
+    let Some(generation) = held else {
+        return Ok(false);
+    };
+    let now = sql.now_ms();
+    for result in results {
+        match result {
+            ListingResult::Pushed {
+                listing_id,
+                quantity,
+            } => {
+                sql.execute(
+                    "UPDATE listings SET last_pushed = ?2, last_pushed_at = ?3, last_confirmed = ?2,
+                         confirmed_at = ?3, observed = NULL, observed_at = NULL,
+                         last_latency_ms = ?4, pushes = pushes + 1 WHERE id = ?1",
+                    args![*listing_id, *quantity, now, now - claim.marked_at_ms],
+                )?;
+            }
+            ListingResult::Observed { listing_id, actual } => {
+                observe(sql, *listing_id, *actual, now)?
+            }
+        }
+    }
+    let key = args![claim.channel.as_str(), claim.sku.as_str()];
+    match next {
+        MarkNext::Done if generation == claim.generation => {
+            sql.execute(
+                "DELETE FROM push_marks WHERE channel = ?1 AND sku = ?2",
+                key,
+            )?;
+        }
+        MarkNext::Done => {
+            // Changed while in flight: push again at once, counting latency from the claim.
+            sql.execute(
+                "UPDATE push_marks SET state = 'pending', attempts = 0, first_failed_at = NULL,
+                     last_error = NULL, lease_token = NULL, next_attempt_at = ?3, marked_at = ?3
+                 WHERE channel = ?1 AND sku = ?2",
+                &[key[0].clone(), key[1].clone(), now.into()],
+            )?;
+        }
+        MarkNext::Retry { delay_ms, error } => {
+            sql.execute(
+                "UPDATE push_marks SET state = 'pending', attempts = attempts + 1,
+                     first_failed_at = COALESCE(first_failed_at, ?3), next_attempt_at = ?4,
+                     last_error = ?5, lease_token = NULL WHERE channel = ?1 AND sku = ?2",
+                &[
+                    key[0].clone(),
+                    key[1].clone(),
+                    now.into(),
+                    (now + delay_ms).into(),
+                    error.as_str().into(),
+                ],
+            )?;
+        }
+        MarkNext::Dead { error } => {
+            sql.execute(
+                "UPDATE push_marks SET state = 'dead', attempts = attempts + 1,
+                     first_failed_at = COALESCE(first_failed_at, ?3), last_error = ?4,
+                     lease_token = NULL WHERE channel = ?1 AND sku = ?2",
+                &[
+                    key[0].clone(),
+                    key[1].clone(),
+                    now.into(),
+                    error.as_str().into(),
+                ],
+            )?;
+        }
+    }
+    Ok(true)
+}
+
+/// Records what a channel shows for a listing: a quantity below what it confirmed starts a hold
+/// (DESIGN §1 `u`); anything else becomes the new confirmed baseline.
+pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, now: i64) -> Result<()> {
+    sql.execute(
+        "UPDATE listings SET
+             observed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN ?2 ELSE NULL END,
+             observed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN ?3 ELSE NULL END,
+             confirmed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN confirmed_at ELSE ?3 END,
+             last_confirmed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN last_confirmed ELSE ?2 END
+         WHERE id = ?1",
+        args![listing_id, actual, now],
+    )?;
+    Ok(())
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PushView {
+    pub channel: String,
+    pub sku: String,
+    /// `pending`, `in_flight` or `dead`.
+    pub state: String,
+    pub marked_at_ms: i64,
+    pub attempts: i64,
+    pub first_failed_at_ms: Option<i64>,
+    pub next_attempt_at_ms: i64,
+    pub last_error: Option<String>,
+}
+
+/// Marks in a state (all when `None`), oldest first, after the `(channel, sku)` cursor.
+pub fn list(
+    sql: &mut dyn Sql,
+    state: Option<&str>,
+    channel: Option<&str>,
+    limit: i64,
+) -> Result<Vec<PushView>> {
+    Ok(sql
+        .query(
+            "SELECT channel, sku, state, marked_at, attempts, first_failed_at, next_attempt_at, last_error
+             FROM push_marks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR channel = ?2)
+             ORDER BY marked_at, channel, sku LIMIT ?3",
+            args![state, channel, limit],
+        )?
+        .iter()
+        .map(|r| PushView {
+            channel: r.text(0),
+            sku: r.text(1),
+            state: r.text(2),
+            marked_at_ms: r.int(3),
+            attempts: r.int(4),
+            first_failed_at_ms: r.opt_int(5),
+            next_attempt_at_ms: r.int(6),
+            last_error: r.opt_text(7),
+        })
+        .collect())
+}
+
+/// Puts dead marks back in the queue (of one channel, or one SKU, or all); returns how many.
+pub fn retry_dead(sql: &mut dyn Sql, channel: Option<&str>, sku: Option<&str>) -> Result<u64> {
+    let now = sql.now_ms();
+    sql.execute(
+        "UPDATE push_marks SET state = 'pending', attempts = 0, first_failed_at = NULL,
+             next_attempt_at = ?3 WHERE state = 'dead' AND (?1 IS NULL OR channel = ?1)
+             AND (?2 IS NULL OR sku = ?2)",
+        args![channel, sku, now],
+    )
+}
+
+/// Marks per state, for metrics and the dashboard.
+pub fn depth(sql: &mut dyn Sql) -> Result<Vec<(String, String, i64)>> {
+    Ok(sql
+        .query("SELECT channel, state, COUNT(*) FROM push_marks GROUP BY channel, state ORDER BY channel, state", &[])?
+        .iter()
+        .map(|r| (r.text(0), r.text(1), r.int(2)))
+        .collect())
+}
