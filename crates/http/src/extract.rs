@@ -70,6 +70,19 @@ pub fn shape<T: DeserializeOwned>(value: Json) -> Result<T, ApiError> {
     })
 }
 
+/// A body's raw bytes, read with the size limit (webhooks: the signature covers these bytes).
+pub struct RawBody(pub axum::body::Bytes);
+
+impl FromRequest<AppState> for RawBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, ApiError> {
+        read_limited(req.into_body(), state.settings.body_limit_bytes)
+            .await
+            .map(Self)
+    }
+}
+
 /// `axum::extract::Query` whose refusal is a problem document.
 pub struct ApiQuery<T>(pub T);
 

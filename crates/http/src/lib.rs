@@ -22,7 +22,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::problem::{ApiError, ApiResult};
-use crate::routes::{audit, catalog, orders, reservations, stock, system};
+use crate::routes::{audit, catalog, channels, orders, reservations, stock, system};
 
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
@@ -39,19 +39,45 @@ impl Default for HttpSettings {
     }
 }
 
+/// The channel-facing services the HTTP layer shares with the worker loops.
+#[derive(Clone)]
+pub struct Services {
+    pub connectors: stockhub_app::Connectors,
+    pub metrics: Arc<stockhub_app::Metrics>,
+}
+
+impl Services {
+    pub fn new(store: &Store) -> Self {
+        Self {
+            connectors: stockhub_app::Connectors::new(
+                store.clone(),
+                std::time::Duration::from_secs(10),
+            ),
+            metrics: Arc::default(),
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct AppState {
     pub store: Store,
     pub settings: Arc<HttpSettings>,
     pub inflight: write::InFlight,
+    pub services: Services,
 }
 
 impl AppState {
     pub fn new(store: Store, settings: HttpSettings) -> Self {
+        let services = Services::new(&store);
+        Self::with_services(store, settings, services)
+    }
+
+    pub fn with_services(store: Store, settings: HttpSettings, services: Services) -> Self {
         Self {
             store,
             settings: Arc::new(settings),
             inflight: write::InFlight::default(),
+            services,
         }
     }
 }
@@ -76,8 +102,19 @@ pub fn router(state: AppState) -> Router {
         .routes(routes!(catalog::batch_variants))
         .routes(routes!(catalog::put_location))
         .routes(routes!(catalog::list_locations))
-        .routes(routes!(catalog::put_channel, catalog::get_channel))
-        .routes(routes!(catalog::list_channels))
+        .routes(routes!(channels::put_channel, channels::get_channel))
+        .routes(routes!(channels::list_channels))
+        .routes(routes!(channels::discover, channels::discovery_report))
+        .routes(routes!(channels::list_listings))
+        .routes(routes!(channels::resync))
+        .routes(routes!(channels::backfill))
+        .routes(routes!(channels::list_pushes))
+        .routes(routes!(channels::retry_pushes))
+        .routes(routes!(channels::list_events))
+        .routes(routes!(channels::get_event))
+        .routes(routes!(channels::replay_event))
+        .routes(routes!(channels::webhook))
+        .routes(routes!(system::metrics))
         .routes(routes!(stock::post_movements))
         .routes(routes!(stock::get_stock))
         .routes(routes!(reservations::post_reservation))

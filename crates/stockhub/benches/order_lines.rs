@@ -104,6 +104,7 @@ impl GeneratedOrder {
                 .lines
                 .iter()
                 .map(|(id, sku, q)| SnapshotLine {
+                    fulfilment: None,
                     line_id: id.clone(),
                     channel_sku: sku.clone(),
                     quantity: *q,

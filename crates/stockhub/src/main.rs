@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use stockhub_app::push::{PushSettings, PushWorker};
 use stockhub_http::maintenance::{self, MaintenanceSettings};
-use stockhub_http::{AppState, HttpSettings};
+use stockhub_http::{AppState, HttpSettings, Services};
 use stockhub_store::engine::verify;
 use stockhub_store::{Store, SystemClock};
 
@@ -120,11 +121,27 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         maintenance_settings,
         stopped.clone(),
     ));
-    let state = AppState::new(
+    let services = Services::new(&store);
+    let push = PushWorker::new(
+        store.clone(),
+        services.connectors.clone(),
+        services.metrics.clone(),
+        PushSettings::default(),
+    );
+    let pushes = tokio::spawn(push.clone().run(stopped.clone()));
+    let backfills = tokio::spawn(stockhub_app::backfill::run(
+        store.clone(),
+        services.connectors.clone(),
+        push,
+        Duration::from_secs(settings.channels.reconciliation_interval_seconds),
+        stopped.clone(),
+    ));
+    let state = AppState::with_services(
         store,
         HttpSettings {
             body_limit_bytes: settings.http.body_limit_bytes,
         },
+        services,
     );
     tracing::info!(%address, db = %settings.db, "stockhub is serving");
     println!(
@@ -144,6 +161,8 @@ async fn serve(settings: Settings) -> anyhow::Result<()> {
         .context("the server task failed")?
         .context("serving")?;
     let _ = loops.await;
+    let _ = pushes.await;
+    let _ = backfills.await;
     Ok(())
 }
 

@@ -17,6 +17,13 @@ pub struct Settings {
     pub http: HttpSection,
     pub storage: StorageSection,
     pub maintenance: MaintenanceSection,
+    pub channels: ChannelsSection,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsSection {
+    pub reconciliation_interval_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -107,6 +114,9 @@ impl Settings {
             bail!(
                 "storage.group_max, storage.queue_capacity and storage.readers must be at least 1"
             );
+        }
+        if self.channels.reconciliation_interval_seconds == 0 {
+            bail!("channels.reconciliation_interval_seconds must be at least 1");
         }
         if self.maintenance.reservation_sweep_interval_ms == 0 {
             bail!("maintenance.reservation_sweep_interval_ms must be at least 1");

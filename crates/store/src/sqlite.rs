@@ -50,6 +50,7 @@ impl Default for SqliteOptions {
 
 pub struct SqliteBackend {
     writes: mpsc::Sender<Job>,
+    committed: tokio::sync::watch::Receiver<u64>,
     reads: Mutex<std_mpsc::SyncSender<Job>>,
     stats: Arc<Stats>,
 }
@@ -167,13 +168,16 @@ impl SqliteBackend {
         let stats = Arc::new(Stats::default());
         let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
         let checkpoints = start_checkpointer(path, &writer)?;
+        let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
         {
             let (stats, clock, group_max) = (stats.clone(), clock.clone(), options.group_max);
+            let signals = Signals {
+                checkpoints,
+                commits: commit_signal,
+            };
             thread::Builder::new()
                 .name("sqlite-writer".into())
-                .spawn(move || {
-                    write_loop(&writer, &*clock, write_rx, group_max, &stats, &checkpoints)
-                })
+                .spawn(move || write_loop(&writer, &*clock, write_rx, group_max, &stats, &signals))
                 .map_err(|e| StoreError::database("starting the writer thread", e))?;
         }
         let (reads, read_rx) = std_mpsc::sync_channel::<Job>(options.queue_capacity);
@@ -195,6 +199,7 @@ impl SqliteBackend {
         }
         Ok(Self {
             writes,
+            committed,
             reads: Mutex::new(reads),
             stats,
         })
@@ -234,6 +239,12 @@ fn start_checkpointer(path: &Path, writer: &Connection) -> Result<std_mpsc::Sync
     Ok(signal)
 }
 
+/// Whom the writer tells that it committed.
+struct Signals {
+    checkpoints: std_mpsc::SyncSender<()>,
+    commits: tokio::sync::watch::Sender<u64>,
+}
+
 /// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
 fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, job: Job) -> Finish {
     if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
@@ -268,7 +279,7 @@ fn write_loop(
     mut rx: mpsc::Receiver<Job>,
     group_max: usize,
     stats: &Stats,
-    checkpoints: &std_mpsc::SyncSender<()>,
+    signals: &Signals,
 ) {
     let mut group = Vec::with_capacity(group_max);
     while let Some(first) = rx.blocking_recv() {
@@ -296,7 +307,8 @@ fn write_loop(
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.operations.fetch_add(operations, Ordering::Relaxed);
-                let _ = checkpoints.try_send(());
+                let _ = signals.checkpoints.try_send(());
+                signals.commits.send_modify(|n| *n += 1);
                 for f in finished {
                     (f.deliver)(None);
                 }
@@ -372,5 +384,9 @@ impl Backend for SqliteBackend {
 
     fn kind(&self) -> &'static str {
         "sqlite"
+    }
+
+    fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.clone()
     }
 }

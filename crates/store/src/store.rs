@@ -40,6 +40,8 @@ pub trait Backend: Send + Sync + 'static {
     fn stats(&self) -> CommitStats;
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
+    /// Counts committed write transactions; wakes whoever waits for new work (push workers).
+    fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
 }
 
 #[derive(Clone)]
@@ -122,6 +124,11 @@ impl Store {
 
     pub fn kind(&self) -> &'static str {
         self.backend.kind()
+    }
+
+    /// Changes after every committed write transaction.
+    pub fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.backend.commits()
     }
 
     /// The durability settings in force, read back from the live write connection.

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
-use stockhub_http::{AppState, HttpSettings};
+use stockhub_app::push::{PushSettings, PushWorker};
+use stockhub_http::{AppState, HttpSettings, Services};
 use stockhub_store::sqlite::SqliteOptions;
 use stockhub_store::{Clock, Store, SystemClock};
 
@@ -15,7 +16,12 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub store: Store,
     pub db_path: PathBuf,
+    /// The connectors and metrics the server and its push worker share.
+    pub services: Services,
+    /// The push worker the server runs (call `run_once` to drive it by hand as well).
+    pub push: PushWorker,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
+    stop_loops: tokio::sync::watch::Sender<bool>,
     _dir: tempfile::TempDir,
 }
 
@@ -40,6 +46,15 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_app_with(settings: HttpSettings, clock: Arc<dyn Clock>) -> TestApp {
+    spawn_app_full(settings, clock, PushSettings::default()).await
+}
+
+/// A server with its push worker and order-backfill loop running, as `stockhub serve` runs them.
+pub async fn spawn_app_full(
+    settings: HttpSettings,
+    clock: Arc<dyn Clock>,
+    push_settings: PushSettings,
+) -> TestApp {
     let dir = tempfile::tempdir().expect("temporary directory");
     let db_path = dir.path().join("stockhub.db");
     let store = stockhub_store::open(
@@ -53,7 +68,23 @@ pub async fn spawn_app_with(settings: HttpSettings, clock: Arc<dyn Clock>) -> Te
         .expect("bind port 0");
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let state = AppState::new(store.clone(), settings);
+    let services = Services::new(&store);
+    let push = PushWorker::new(
+        store.clone(),
+        services.connectors.clone(),
+        services.metrics.clone(),
+        push_settings,
+    );
+    let (stop_loops, loops_stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(push.clone().run(loops_stopped.clone()));
+    tokio::spawn(stockhub_app::backfill::run(
+        store.clone(),
+        services.connectors.clone(),
+        push.clone(),
+        std::time::Duration::from_secs(3600),
+        loops_stopped,
+    ));
+    let state = AppState::with_services(store.clone(), settings, services.clone());
     tokio::spawn(stockhub_http::serve(listener, state, async move {
         let _ = stopped.await;
     }));
@@ -65,7 +96,10 @@ pub async fn spawn_app_with(settings: HttpSettings, clock: Arc<dyn Clock>) -> Te
             .expect("client"),
         store,
         db_path,
+        services,
+        push,
         stop: Some(stop),
+        stop_loops,
         _dir: dir,
     }
 }
@@ -75,6 +109,7 @@ impl Drop for TestApp {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+        let _ = self.stop_loops.send(true);
     }
 }
 

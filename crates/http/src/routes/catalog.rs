@@ -6,11 +6,10 @@ use axum::response::Response;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value as Json_};
-use stockhub_core::{ChannelRules, Code, Sku, SHARE_WHOLE_PPM};
+use stockhub_core::Sku;
 use stockhub_store::engine::catalog;
 use stockhub_store::model::{
-    Channel, ChannelInput, Location, LocationInput, Product, ProductInput, Variant, VariantFilter,
-    VariantInput,
+    Location, LocationInput, Product, ProductInput, Variant, VariantFilter, VariantInput,
 };
 use stockhub_store::{ItemError, StoreError};
 
@@ -371,131 +370,4 @@ pub async fn put_location(
 #[utoipa::path(get, path = "/v1/locations", tag = "catalog", responses((status = 200, body = Vec<Location>)))]
 pub async fn list_locations(State(state): State<AppState>) -> ApiResult<Json<Vec<Location>>> {
     Ok(Json(state.store.read(catalog::list_locations).await?))
-}
-
-#[derive(Debug, Default, Deserialize, Serialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RulesBody {
-    /// Units held back from this channel for every SKU (default 0).
-    #[serde(default)]
-    pub buffer: i64,
-    /// The share of the pool this channel may show, 0 to 1 (default 1).
-    #[serde(default = "share_whole")]
-    pub share: f64,
-    /// The most this channel is shown for one SKU.
-    pub max_quantity: Option<i64>,
-    /// At or below this many units the channel is shown 0 (default 0).
-    #[serde(default)]
-    pub out_of_stock_threshold: i64,
-}
-
-fn share_whole() -> f64 {
-    1.0
-}
-
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ChannelBody {
-    /// `manual`: orders arrive through the API and nothing is pushed.
-    pub kind: String,
-    pub rules: Option<RulesBody>,
-    /// Location codes in priority order; every location (in code order) when absent.
-    pub feeding_locations: Option<Vec<String>>,
-}
-
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ChannelView {
-    pub code: String,
-    pub kind: String,
-    pub rules: RulesBody,
-    pub feeding_locations: Option<Vec<String>>,
-}
-
-fn channel_view(c: Channel) -> ChannelView {
-    ChannelView {
-        rules: RulesBody {
-            buffer: c.rules.buffer,
-            share: c.rules.share_ppm as f64 / SHARE_WHOLE_PPM as f64,
-            max_quantity: c.rules.max_quantity,
-            out_of_stock_threshold: c.rules.out_of_stock_threshold,
-        },
-        code: c.code,
-        kind: c.kind,
-        feeding_locations: c.feeding_locations,
-    }
-}
-
-fn channel_input(code: Code, b: ChannelBody) -> ApiResult<ChannelInput> {
-    let r = b.rules.unwrap_or(RulesBody {
-        share: 1.0,
-        ..RulesBody::default()
-    });
-    if !(0.0..=1.0).contains(&r.share) || r.share.is_nan() {
-        return Err(ApiError::invalid(
-            "invalid-request",
-            format!("rules.share must be between 0 and 1, got {}", r.share),
-        ));
-    }
-    let feeding_locations = match b.feeding_locations {
-        None => None,
-        Some(list) => Some(
-            list.iter()
-                .map(|l| parse_code("location", l))
-                .collect::<ApiResult<Vec<Code>>>()?,
-        ),
-    };
-    Ok(ChannelInput {
-        code,
-        kind: b.kind,
-        rules: ChannelRules {
-            buffer: r.buffer,
-            share_ppm: (r.share * SHARE_WHOLE_PPM as f64).round() as i64,
-            max_quantity: r.max_quantity,
-            out_of_stock_threshold: r.out_of_stock_threshold,
-        },
-        feeding_locations,
-    })
-}
-
-/// Creates or replaces a channel with its rules. Units owed to short lines of this channel are
-/// filled at once if the new feeding locations have them.
-#[utoipa::path(put, path = "/v1/channels/{code}", tag = "catalog",
-    params(("code" = String, Path, description = "letters, digits, '-', '_', '.'")),
-    request_body = ChannelBody,
-    responses((status = 200, body = ChannelView), (status = "4XX", body = Problem, content_type = "application/problem+json")))]
-pub async fn put_channel(
-    State(state): State<AppState>,
-    ApiPath(code): ApiPath<String>,
-    caller: Caller,
-    body: JsonBody<ChannelBody>,
-) -> ApiResult<Response> {
-    let code = parse_code("channel", &code)?;
-    let input = channel_input(code, body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            channel_view(catalog::put_channel(sql, ctx, &input)?),
-        ))
-    })
-    .await
-}
-
-#[utoipa::path(get, path = "/v1/channels", tag = "catalog", responses((status = 200, body = Vec<ChannelView>)))]
-pub async fn list_channels(State(state): State<AppState>) -> ApiResult<Json<Vec<ChannelView>>> {
-    let channels = state.store.read(catalog::list_channels).await?;
-    Ok(Json(channels.into_iter().map(channel_view).collect()))
-}
-
-#[utoipa::path(get, path = "/v1/channels/{code}", tag = "catalog",
-    params(("code" = String, Path, description = "the channel's code")),
-    responses((status = 200, body = ChannelView), (status = 404, body = Problem, content_type = "application/problem+json")))]
-pub async fn get_channel(
-    State(state): State<AppState>,
-    ApiPath(code): ApiPath<String>,
-) -> ApiResult<Json<ChannelView>> {
-    let channel = state
-        .store
-        .read(move |sql| catalog::require_channel(sql, &code))
-        .await?;
-    Ok(Json(channel_view(channel)))
 }

@@ -2,6 +2,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod channels;
 pub mod orders;
 pub mod reservations;
 pub mod stock;

@@ -112,3 +112,10 @@ CREATE TABLE drifts (
     note        TEXT NOT NULL
 );
 CREATE INDEX drifts_by_channel ON drifts (channel, id);
+
+-- How far each channel's order backfill has read (the channel's own `updated_at`, in ms).
+CREATE TABLE channel_cursors (
+    channel      TEXT PRIMARY KEY,
+    orders_since INTEGER NOT NULL,
+    updated_at   INTEGER NOT NULL
+);

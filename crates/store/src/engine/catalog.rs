@@ -466,3 +466,25 @@ pub fn connection(
             (parse(r.text(0)), parse(r.text(1)))
         }))
 }
+
+/// Where a channel's order backfill continues from (ms), if it ran before.
+pub fn orders_cursor(sql: &mut dyn Sql, channel: &str) -> Result<Option<i64>> {
+    Ok(sql
+        .query_opt(
+            "SELECT orders_since FROM channel_cursors WHERE channel = ?1",
+            args![channel],
+        )?
+        .map(|r| r.int(0)))
+}
+
+pub fn set_orders_cursor(sql: &mut dyn Sql, channel: &str, since_ms: i64) -> Result<()> {
+    let now = sql.now_ms();
+    sql.execute(
+        "INSERT INTO channel_cursors (channel, orders_since, updated_at) VALUES (?1, ?2, ?3)
+         ON CONFLICT (channel) DO UPDATE SET orders_since = CASE WHEN excluded.orders_since > channel_cursors.orders_since
+                 THEN excluded.orders_since ELSE channel_cursors.orders_since END,
+             updated_at = excluded.updated_at",
+        args![channel, since_ms, now],
+    )?;
+    Ok(())
+}

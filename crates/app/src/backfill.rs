@@ -1,0 +1,109 @@
+//! Order backfill: read a channel's orders updated since its cursor (with overlap) and apply
+//! each as a snapshot, idempotently — what webhooks missed is found here.
+
+use stockhub_core::Code;
+use stockhub_store::engine::{catalog, intake};
+use stockhub_store::model::Ctx;
+use stockhub_store::Store;
+
+use crate::registry::Connectors;
+use crate::webhooks::order_input;
+use crate::AppError;
+
+/// How far back each pass re-reads, so that orders updated while the last pass ran are not missed.
+pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
+
+/// Applies every order the channel updated since the cursor; returns how many were read.
+pub async fn backfill(
+    store: &Store,
+    connectors: &Connectors,
+    channel: &str,
+    default_since_ms: i64,
+) -> Result<usize, AppError> {
+    let connected = connectors.get(channel).await?;
+    let code = channel.to_owned();
+    let cursor = store
+        .read(move |sql| catalog::orders_cursor(sql, &code))
+        .await?;
+    let since = cursor.map_or(default_since_ms, |c| c - OVERLAP_MS);
+    let orders = connected.connector.orders_updated_since(since).await?;
+    let mut inputs = Vec::with_capacity(orders.len());
+    for order in &orders {
+        let refunds = if order.refunds_to_fetch.is_empty() {
+            Vec::new()
+        } else {
+            connected.connector.fetch_refunds(order).await?
+        };
+        inputs.push(order_input(order, &refunds));
+    }
+    let newest = inputs.iter().map(|o| o.version).max();
+    let code = Code::parse("channel", channel).map_err(|e| AppError::Invalid(e.to_string()))?;
+    let count = inputs.len();
+    store
+        .write(move |sql| {
+            let ctx = Ctx::system("order-backfill", format!("backfill:{code}"));
+            for input in &inputs {
+                intake::apply_channel_order(sql, &ctx, &code, input)?;
+            }
+            if let Some(newest) = newest {
+                catalog::set_orders_cursor(sql, code.as_str(), newest)?;
+            }
+            Ok(())
+        })
+        .await?;
+    Ok(count)
+}
+
+/// Runs until `shutdown`: re-applies deliveries left pending, and backfills each connected
+/// channel's orders every `interval`, or at once when the push worker saw a decrease no order
+/// explains.
+pub async fn run(
+    store: Store,
+    connectors: Connectors,
+    worker: crate::push::PushWorker,
+    interval: std::time::Duration,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    let mut last_full = std::time::Instant::now();
+    loop {
+        tokio::select! {
+            _ = shutdown.changed() => return,
+            _ = tick.tick() => {}
+        }
+        if let Err(e) = crate::webhooks::retry_pending(&store, &connectors, 100).await {
+            tracing::warn!(error = %e, "re-applying pending deliveries failed");
+        }
+        let mut channels = worker.take_backfill_requests();
+        if last_full.elapsed() >= interval {
+            last_full = std::time::Instant::now();
+            match store
+                .read(stockhub_store::engine::catalog::list_channels)
+                .await
+            {
+                Ok(all) => channels.extend(
+                    all.into_iter()
+                        .filter(|c| c.kind != "manual")
+                        .map(|c| c.code),
+                ),
+                Err(e) => tracing::warn!(error = %e, "listing channels for backfill failed"),
+            }
+        }
+        channels.sort();
+        channels.dedup();
+        let since = now_ms() - 24 * 3600 * 1000;
+        for channel in channels {
+            match backfill(&store, &connectors, &channel, since).await {
+                Ok(n) => tracing::debug!(channel, orders = n, "order backfill"),
+                Err(crate::AppError::NotConnected(_)) => {}
+                Err(e) => tracing::warn!(channel, error = %e, "order backfill failed"),
+            }
+        }
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}

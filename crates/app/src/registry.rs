@@ -1,0 +1,126 @@
+//! The connector of each connected channel, built from its stored settings and rebuilt when they
+//! change. Settings JSON: `{"base_url", "api_version", "locations": {"<channel location>":
+//! ["<our location>", …]}}`; secrets JSON: `{"access_token", "consumer_key", "consumer_secret",
+//! "webhook_secret"}`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use stockhub_channels::{ChannelConnection, Connector, Kind, Secret};
+use stockhub_store::engine::catalog;
+use stockhub_store::Store;
+
+use crate::AppError;
+
+/// A connected channel: its connector and how its locations map to ours.
+#[derive(Clone)]
+pub struct Connected {
+    pub code: String,
+    pub kind: Kind,
+    pub connector: Arc<dyn Connector>,
+    /// Channel location → our locations that stock it (empty: the channel's feeding locations).
+    pub location_map: Vec<(String, Vec<String>)>,
+}
+
+#[derive(Clone)]
+pub struct Connectors {
+    store: Store,
+    request_timeout: Duration,
+    cache: Arc<Mutex<HashMap<String, (String, Connected)>>>,
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+impl Connectors {
+    pub fn new(store: Store, request_timeout: Duration) -> Self {
+        Self {
+            store,
+            request_timeout,
+            cache: Arc::default(),
+        }
+    }
+
+    /// The connector of a channel, or `NotConnected` for a manual or unknown one.
+    pub async fn get(&self, code: &str) -> Result<Connected, AppError> {
+        let owned = code.to_owned();
+        let found = self
+            .store
+            .read(move |sql| {
+                let channel = catalog::require_channel(sql, &owned)?;
+                Ok((channel.kind, catalog::connection(sql, &owned)?))
+            })
+            .await?;
+        let (kind, Some((settings, secrets))) = found else {
+            return Err(AppError::NotConnected(code.to_owned()));
+        };
+        let kind = Kind::parse(&kind).ok_or_else(|| AppError::NotConnected(code.to_owned()))?;
+        let fingerprint = format!("{kind:?}{settings}{secrets}");
+        if let Some((seen, connected)) = self.cache.lock().ok().and_then(|c| c.get(code).cloned()) {
+            if seen == fingerprint {
+                return Ok(connected);
+            }
+        }
+        let connected = self.build(code, kind, &settings, &secrets)?;
+        if let Ok(mut cache) = self.cache.lock() {
+            cache.insert(code.to_owned(), (fingerprint, connected.clone()));
+        }
+        Ok(connected)
+    }
+
+    fn build(
+        &self,
+        code: &str,
+        kind: Kind,
+        settings: &Value,
+        secrets: &Value,
+    ) -> Result<Connected, AppError> {
+        let location_map: Vec<(String, Vec<String>)> = settings
+            .get("locations")
+            .and_then(Value::as_object)
+            .map(|m| {
+                m.iter()
+                    .map(|(k, v)| {
+                        let ours = v
+                            .as_array()
+                            .map(|a| {
+                                a.iter()
+                                    .filter_map(|x| x.as_str().map(str::to_owned))
+                                    .collect()
+                            })
+                            .unwrap_or_default();
+                        (k.clone(), ours)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let token = match kind {
+            Kind::Shopify => text(secrets, "access_token"),
+            Kind::WooCommerce => text(secrets, "consumer_key"),
+        };
+        let connection = ChannelConnection {
+            code: code.to_owned(),
+            kind,
+            base_url: text(settings, "base_url").trim_end_matches('/').to_owned(),
+            access_token: Secret::new(token),
+            consumer_secret: Secret::new(text(secrets, "consumer_secret")),
+            webhook_secret: Secret::new(text(secrets, "webhook_secret")),
+            api_version: text(settings, "api_version"),
+            locations: location_map.iter().map(|(k, _)| k.clone()).collect(),
+            request_timeout: self.request_timeout,
+        };
+        let connector = stockhub_channels::connector(connection)?;
+        Ok(Connected {
+            code: code.to_owned(),
+            kind,
+            connector: Arc::from(connector),
+            location_map,
+        })
+    }
+}

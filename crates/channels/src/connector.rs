@@ -1,0 +1,203 @@
+//! The `Connector` trait every channel kind implements, and the plain data it exchanges with
+//! the app layer. Designed for the marketplaces that come next as well: a push may be accepted
+//! for later processing (Amazon answers `ACCEPTED`), a channel may cap revisions per listing per
+//! day (eBay: 250), and bulk updates may go through hourly-limited feeds (Walmart, Amazon
+//! `JSON_LISTINGS_FEED`) — see `PushMode` and `PushOutcome`.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+use crate::error::{ChannelError, ParseError};
+
+/// The outcome of checking a webhook's signature over its raw bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Valid,
+    /// Missing or wrong signature: answered 401, archived as rejected, nothing applied.
+    Invalid(&'static str),
+    /// An unsigned liveness ping the channel sends when a webhook is created (WooCommerce):
+    /// answered 200 and archived as a ping.
+    Ping,
+}
+
+/// What identifies a delivery permanently, so that re-deliveries are recognized forever.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The channel's topic, e.g. `orders/create` or `order.updated`.
+    pub topic: String,
+    /// The permanent identity: a repeat of the same key changes nothing.
+    pub dedupe_key: String,
+    /// The channel's delivery id as sent (kept for the audit trail).
+    pub delivery_id: Option<String>,
+}
+
+/// One line of a channel order, in stockhub's terms.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelLine {
+    pub line_id: String,
+    /// The SKU the channel shows on the line, if any.
+    pub sku: Option<String>,
+    /// The channel's variant / product reference, to map through listings when the SKU is absent.
+    pub variant_ref: Option<String>,
+    /// Units ordered on the line before any refund or removal.
+    pub quantity: i64,
+    /// Units the channel says were fulfilled (shipped).
+    pub shipped: i64,
+}
+
+/// A refund as the channel reports it; refunds are kept per order and merged by id, so they
+/// apply once whatever order they arrive in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelRefund {
+    pub refund_id: String,
+    pub order_external_id: String,
+    pub lines: Vec<RefundLine>,
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefundLine {
+    pub line_id: String,
+    pub quantity: i64,
+    /// Whether refunded units that had shipped come back to stock (Shopify `return`/`cancel`/
+    /// legacy restock; WooCommerce `api_restock`). Unshipped refunded units are released anyway.
+    pub restock: bool,
+}
+
+/// A channel order as a versioned snapshot.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChannelOrder {
+    pub external_id: String,
+    /// Orders snapshots: a later one has a higher version (the order's `updated_at` in ms).
+    pub version: i64,
+    /// Whether the order still wants its unshipped units, per the connector's state table.
+    pub open: bool,
+    pub lines: Vec<ChannelLine>,
+    /// Refunds embedded in the order payload.
+    pub refunds: Vec<ChannelRefund>,
+    /// WooCommerce lists refund ids without quantities: these must be fetched.
+    pub refunds_to_fetch: Vec<String>,
+    pub raw: Value,
+}
+
+/// What a verified delivery asks stockhub to do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Intake {
+    Order(ChannelOrder),
+    Refund(ChannelRefund),
+    /// The channel reports a listing's quantity (Shopify `inventory_levels/update`).
+    ListingQuantity {
+        listing_key: String,
+        available: i64,
+    },
+    /// A topic stockhub records but does not act on.
+    Ignore(String),
+}
+
+/// A listing as the channel's catalog shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChannelListing {
+    /// The channel's own id of what holds a quantity (unique per channel).
+    pub listing_key: String,
+    pub sku: Option<String>,
+    /// The channel location the quantity is held at, for channels with locations.
+    pub channel_location: Option<String>,
+    /// The channel's ids needed to push (product, variant, inventory item …).
+    pub ids: Value,
+    /// The quantity the channel shows now, if it tracks one.
+    pub quantity: Option<i64>,
+}
+
+/// What a push call needs to address one listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingRef {
+    pub listing_key: String,
+    pub channel_location: Option<String>,
+    pub ids: Value,
+}
+
+/// One quantity to set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushItem {
+    pub listing: ListingRef,
+    pub quantity: i64,
+    /// The quantity the channel last confirmed: sent as compare-and-set where the channel
+    /// supports it (Shopify `changeFromQuantity`), so that a sale we have not heard of is not
+    /// overwritten.
+    pub change_from: Option<i64>,
+}
+
+/// What happened to one item of a push call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The channel now shows this quantity.
+    Applied {
+        confirmed: i64,
+    },
+    /// Compare-and-set failed: the channel's quantity moved since we last saw it.
+    Stale {
+        actual: Option<i64>,
+    },
+    /// Accepted for later processing (asynchronous channels); to be checked with `ticket`.
+    Accepted {
+        ticket: String,
+    },
+    Failed(ChannelError),
+}
+
+/// How a channel takes quantity updates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushMode {
+    /// Synchronous batch calls of at most `max_items`.
+    Batch { max_items: usize },
+    /// Bulk feeds, at most `per_hour` of them, each up to `max_items`.
+    Feed { max_items: usize, per_hour: u32 },
+}
+
+#[async_trait]
+pub trait Connector: Send + Sync {
+    fn kind(&self) -> &'static str;
+
+    fn push_mode(&self) -> PushMode;
+
+    /// Revisions one listing may take per day, if the channel caps them (eBay: 250).
+    fn daily_revisions_per_listing(&self) -> Option<u32> {
+        None
+    }
+
+    /// Checks a delivery's signature over the raw body, before anything is parsed.
+    fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Verdict;
+
+    /// The delivery's topic and permanent identity.
+    fn identify(&self, headers: &http::HeaderMap, body: &[u8]) -> Result<Delivery, ParseError>;
+
+    /// What a verified delivery means for stock.
+    fn interpret(&self, delivery: &Delivery, body: &[u8]) -> Result<Intake, ParseError>;
+
+    /// Fetches what a delivery left out (WooCommerce refund quantities).
+    async fn fetch_refunds(&self, order: &ChannelOrder)
+        -> Result<Vec<ChannelRefund>, ChannelError>;
+
+    /// Every listing in the channel's catalog, paging through it.
+    async fn discover(&self) -> Result<Vec<ChannelListing>, ChannelError>;
+
+    /// Sets quantities; `items` is at most the push mode's `max_items`. One outcome per item, in
+    /// order; an error for the whole call (throttled, down) is returned as `Err`.
+    async fn push(&self, items: &[PushItem]) -> Result<Vec<PushOutcome>, ChannelError>;
+
+    /// The quantities the channel shows now.
+    async fn read_quantities(
+        &self,
+        listings: &[ListingRef],
+    ) -> Result<Vec<(String, i64)>, ChannelError>;
+
+    /// Orders updated since `since_ms` (with the caller's overlap), for backfill.
+    async fn orders_updated_since(&self, since_ms: i64) -> Result<Vec<ChannelOrder>, ChannelError>;
+
+    /// A pause the channel asked for on its last answer (throttle headroom), if any.
+    fn backpressure(&self) -> Option<Duration> {
+        None
+    }
+}

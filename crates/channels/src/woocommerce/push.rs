@@ -1,0 +1,327 @@
+//! Setting quantities through WooCommerce's batch endpoints: simple products through
+//! `POST products/batch`, variations through `POST products/{product_id}/variations/batch`, each
+//! call at most 100 items (`{"update": [{"id", "manage_stock": true, "stock_quantity"}]}`).
+//!
+//! - Items are grouped by endpoint in the order they come, then cut into calls of ≤ 100, so a
+//!   push of any size works; a store that lowered its limit (filter
+//!   `woocommerce_rest_batch_items_limit`) answers 413, and the call is halved and sent again.
+//! - A 200 holds one result per item, in order: the resource as saved (its `stock_quantity` is the
+//!   confirmed quantity) or `{"id", "error": {"code", "message", "data": {"status"}}}`, classified
+//!   by that status (4xx permanent, 5xx transient, 429 rate limited).
+//! - A call that fails as a whole (401, 429, 5xx, timeout) stops the calls after it: they would
+//!   meet the same store. Its items, and those not sent, fail with its error; a push where every
+//!   item failed with one error is that error (`Err`). A permanent failure of one call (its
+//!   parent product is gone) fails only that call's items.
+//! - WooCommerce has no compare-and-set: `change_from` is not sent.
+
+use std::collections::VecDeque;
+
+use serde_json::{json, Value};
+
+use super::listing::Target;
+use super::rest::{Api, Failure, PAGE_SIZE};
+use super::wire::{ApiError, BatchItem};
+use crate::connector::{PushItem, PushOutcome};
+use crate::error::ChannelError;
+
+/// One batch call: the parent product for variations (`None` for products), and the items it
+/// sets as (index in the push, id at that endpoint).
+struct Call {
+    parent: Option<u64>,
+    items: Vec<(usize, u64)>,
+}
+
+impl Call {
+    fn path(&self) -> String {
+        match self.parent {
+            None => "products/batch".to_owned(),
+            Some(product_id) => format!("products/{product_id}/variations/batch"),
+        }
+    }
+}
+
+pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, ChannelError> {
+    let mut outcomes: Vec<Option<PushOutcome>> = vec![None; items.len()];
+    let mut calls = plan(items, &mut outcomes);
+    let mut stopped: Option<ChannelError> = None;
+    let mut answered = false;
+    while let Some(call) = calls.pop_front() {
+        if let Some(error) = &stopped {
+            fail(&call, error, &mut outcomes);
+            continue;
+        }
+        let body = json!({ "update": call.items.iter().map(|&(i, id)| json!({
+            "id": id,
+            "manage_stock": true,
+            "stock_quantity": items[i].quantity,
+        })).collect::<Vec<_>>() });
+        match api.post(&call.path(), &body).await {
+            Ok(answer) => {
+                answered = true;
+                settle(&call, &answer, items, &mut outcomes);
+            }
+            Err(Failure {
+                status: Some(413), ..
+            }) if call.items.len() > 1 => {
+                let (first, second) = call.items.split_at(call.items.len() / 2);
+                calls.push_front(Call {
+                    parent: call.parent,
+                    items: second.to_vec(),
+                });
+                calls.push_front(Call {
+                    parent: call.parent,
+                    items: first.to_vec(),
+                });
+            }
+            Err(Failure {
+                error: error @ ChannelError::Permanent(_),
+                ..
+            }) => fail(&call, &error, &mut outcomes),
+            Err(Failure { error, .. }) => {
+                fail(&call, &error, &mut outcomes);
+                stopped = Some(error);
+            }
+        }
+    }
+    let outcomes: Vec<PushOutcome> = outcomes
+        .into_iter()
+        .map(|o| {
+            o.unwrap_or_else(|| PushOutcome::Failed(ChannelError::Transient("not sent".into())))
+        })
+        .collect();
+    match (answered, shared_error(&outcomes)) {
+        (false, Some(error)) => Err(error),
+        _ => Ok(outcomes),
+    }
+}
+
+/// Groups items by endpoint, in the order they come, in calls of ≤ 100; an item whose listing
+/// names no product fails at once.
+fn plan(items: &[PushItem], outcomes: &mut [Option<PushOutcome>]) -> VecDeque<Call> {
+    let mut groups: Vec<Call> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let Some(target) = Target::of_listing(&item.listing) else {
+            let message = format!(
+                "listing {} names no WooCommerce product or variation",
+                item.listing.listing_key
+            );
+            outcomes[i] = Some(PushOutcome::Failed(ChannelError::Permanent(message)));
+            continue;
+        };
+        let (parent, id) = target.batch_slot();
+        match groups.iter_mut().find(|g| g.parent == parent) {
+            Some(group) => group.items.push((i, id)),
+            None => groups.push(Call {
+                parent,
+                items: vec![(i, id)],
+            }),
+        }
+    }
+    groups
+        .into_iter()
+        .flat_map(|group| {
+            let parent = group.parent;
+            group
+                .items
+                .chunks(PAGE_SIZE)
+                .map(|chunk| Call {
+                    parent,
+                    items: chunk.to_vec(),
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn fail(call: &Call, error: &ChannelError, outcomes: &mut [Option<PushOutcome>]) {
+    for &(i, _) in &call.items {
+        outcomes[i] = Some(PushOutcome::Failed(error.clone()));
+    }
+}
+
+/// Reads a batch answer's `update` list into one outcome per item of the call.
+fn settle(call: &Call, answer: &Value, items: &[PushItem], outcomes: &mut [Option<PushOutcome>]) {
+    let results: Vec<Option<BatchItem>> = answer
+        .get("update")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|v| serde_json::from_value(v.clone()).ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut used = vec![false; results.len()];
+    for (position, &(i, id)) in call.items.iter().enumerate() {
+        // Results come in request order; look further only if this one is for another id.
+        let at_position = results
+            .get(position)
+            .and_then(Option::as_ref)
+            .is_some_and(|r| r.id == Some(id));
+        let slot = if at_position && !used[position] {
+            Some(position)
+        } else {
+            (0..results.len())
+                .find(|&k| !used[k] && results[k].as_ref().is_some_and(|r| r.id == Some(id)))
+        };
+        let outcome = match slot {
+            None => PushOutcome::Failed(ChannelError::Transient(format!(
+                "WooCommerce's batch answer has no result for id {id}"
+            ))),
+            Some(k) => {
+                used[k] = true;
+                let result = results[k].as_ref().expect("a slot has a result");
+                match &result.error {
+                    Some(error) => PushOutcome::Failed(classify(error)),
+                    None => PushOutcome::Applied {
+                        confirmed: result.stock_quantity.unwrap_or(items[i].quantity),
+                    },
+                }
+            }
+        };
+        outcomes[i] = Some(outcome);
+    }
+}
+
+/// An item's error, classified by its `data.status`; without one it is the item's own fault.
+fn classify(error: &ApiError) -> ChannelError {
+    let detail = format!("{}: {}", error.code, error.message);
+    match error.status() {
+        Some(status) => ChannelError::from_status(status, None, &detail),
+        None => ChannelError::Permanent(detail),
+    }
+}
+
+/// The error every item failed with, if they all failed with the same one.
+fn shared_error(outcomes: &[PushOutcome]) -> Option<ChannelError> {
+    let mut errors = outcomes.iter().map(|o| match o {
+        PushOutcome::Failed(e) => Some(e),
+        _ => None,
+    });
+    let first = errors.next()??;
+    errors.all(|e| e == Some(first)).then(|| first.clone())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connector::ListingRef;
+
+    fn item(key: &str, quantity: i64) -> PushItem {
+        PushItem {
+            listing: ListingRef {
+                listing_key: key.into(),
+                channel_location: None,
+                ids: Value::Null,
+            },
+            quantity,
+            change_from: Some(1),
+        }
+    }
+
+    #[test]
+    fn plans_group_by_endpoint_and_cap_calls_at_100() {
+        let mut items: Vec<PushItem> = (1..=150)
+            .map(|i| item(&format!("product/{i}"), 1))
+            .collect();
+        items.extend((1..=120).map(|v| item(&format!("variation/7/{v}"), 2)));
+        items.push(item("variation/8/1", 3));
+        items.push(item("nonsense", 3));
+        let mut outcomes = vec![None; items.len()];
+        let calls = plan(&items, &mut outcomes);
+        let shape: Vec<(Option<u64>, usize)> =
+            calls.iter().map(|c| (c.parent, c.items.len())).collect();
+        assert_eq!(
+            shape,
+            vec![
+                (None, 100),
+                (None, 50),
+                (Some(7), 100),
+                (Some(7), 20),
+                (Some(8), 1)
+            ]
+        );
+        assert_eq!(calls[2].path(), "products/7/variations/batch");
+        assert_eq!(calls[0].path(), "products/batch");
+        assert!(matches!(
+            outcomes[271],
+            Some(PushOutcome::Failed(ChannelError::Permanent(_)))
+        ));
+        assert!(outcomes[..271].iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn answers_settle_per_item() {
+        let items = vec![
+            item("product/1", 5),
+            item("product/2", 6),
+            item("product/3", 7),
+            item("product/4", 8),
+        ];
+        let call = Call {
+            parent: None,
+            items: vec![(0, 1), (1, 2), (2, 3), (3, 4)],
+        };
+        let answer = json!({"update": [
+            {"id": 1, "stock_quantity": 5, "manage_stock": true},
+            {"id": 3, "stock_quantity": 7},
+            {"id": 2, "error": {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.", "data": {"status": 400}}},
+        ]});
+        let mut outcomes = vec![None; 4];
+        settle(&call, &answer, &items, &mut outcomes);
+        assert_eq!(outcomes[0], Some(PushOutcome::Applied { confirmed: 5 }));
+        assert!(
+            matches!(&outcomes[1], Some(PushOutcome::Failed(ChannelError::Permanent(m))) if m.contains("invalid_id"))
+        );
+        assert_eq!(outcomes[2], Some(PushOutcome::Applied { confirmed: 7 }));
+        assert!(matches!(
+            outcomes[3],
+            Some(PushOutcome::Failed(ChannelError::Transient(_)))
+        ));
+    }
+
+    #[test]
+    fn item_errors_classify_by_status() {
+        let e = |status: Value| ApiError {
+            code: "c".into(),
+            message: "m".into(),
+            data: json!({"status": status}),
+        };
+        assert!(matches!(
+            classify(&e(json!(404))),
+            ChannelError::Permanent(_)
+        ));
+        assert!(matches!(
+            classify(&e(json!(500))),
+            ChannelError::Transient(_)
+        ));
+        assert!(matches!(
+            classify(&e(json!(429))),
+            ChannelError::RateLimited { .. }
+        ));
+        assert!(matches!(classify(&e(json!(401))), ChannelError::Auth(_)));
+        assert!(matches!(
+            classify(&e(Value::Null)),
+            ChannelError::Permanent(_)
+        ));
+    }
+
+    #[test]
+    fn one_error_for_all_is_the_push_error() {
+        let down = ChannelError::Transient("HTTP 503".into());
+        assert_eq!(
+            shared_error(&[
+                PushOutcome::Failed(down.clone()),
+                PushOutcome::Failed(down.clone())
+            ]),
+            Some(down.clone())
+        );
+        assert_eq!(
+            shared_error(&[
+                PushOutcome::Failed(down.clone()),
+                PushOutcome::Applied { confirmed: 1 }
+            ]),
+            None
+        );
+        assert_eq!(shared_error(&[]), None);
+    }
+}

@@ -1,0 +1,163 @@
+//! stockhub with simulated channels end to end: a Shopify store and a WooCommerce store are
+//! discovered, brought to stockhub's quantities, and an order on one changes what the other shows.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use stockhub_sim::seed::{CatalogSpec, ProductSeed};
+use stockhub_sim::shopify::{NewOrder, OrderLine, ShopifyConfig, ShopifySim};
+use stockhub_sim::woocommerce::{WooConfig, WooSim};
+use stockhub_testkit::{spawn_app, TestApp};
+
+const SECRET: &str = "whsec-test";
+
+fn catalog(products: usize) -> Vec<ProductSeed> {
+    CatalogSpec {
+        products,
+        variants_per_product: 3,
+        locations: 1,
+        quantity: 0,
+        sku_prefix: "E2E".into(),
+    }
+    .build()
+}
+
+async fn ok(reply: stockhub_testkit::Reply) -> Value {
+    assert!((200..300).contains(&reply.status), "{reply:#?}");
+    reply.body
+}
+
+/// Waits until the push queue is empty (bounded), returning what it last saw.
+async fn quiesce(app: &TestApp) {
+    for _ in 0..400 {
+        let pushes = app.get("/v1/pushes").await.body;
+        if pushes.as_array().is_some_and(Vec::is_empty) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!(
+        "the push queue did not drain: {}",
+        app.get("/v1/pushes").await.body
+    );
+}
+
+async fn available(app: &TestApp, sku: &str, channel: &str) -> i64 {
+    let view = app.get(&format!("/v1/stock/{sku}")).await.body;
+    view["channels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["channel"] == channel)
+        .unwrap()["available"]
+        .as_i64()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_order_on_shopify_changes_what_woocommerce_shows() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(std::env::var("RUST_LOG").unwrap_or_default())
+        .with_test_writer()
+        .try_init();
+    let app = spawn_app().await;
+    let products = catalog(4);
+    let shopify = ShopifySim::start(ShopifyConfig {
+        products: products.clone(),
+        api_secret: SECRET.into(),
+        ..ShopifyConfig::default()
+    })
+    .await
+    .unwrap();
+    let woo = WooSim::start(WooConfig {
+        products: products.clone(),
+        ..WooConfig::default()
+    })
+    .await
+    .unwrap();
+    ok(app.put("/v1/locations/wh", &json!({})).await).await;
+    let skus: Vec<String> = products
+        .iter()
+        .flat_map(|p| p.variants.iter().filter_map(|v| v.sku.clone()))
+        .collect();
+    for sku in &skus {
+        ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
+    }
+    let location = shopify.locations()[0].gid.clone();
+    ok(app
+        .put(
+            "/v1/channels/shop",
+            &json!({ "kind": "shopify", "base_url": shopify.base_url(), "access_token": ShopifyConfig::default().access_token,
+                     "location_id": location, "webhook_secret": SECRET }),
+        )
+        .await)
+    .await;
+    ok(app
+        .put(
+            "/v1/channels/woo",
+            &json!({ "kind": "woocommerce", "base_url": woo.base_url(), "consumer_key": "ck_simulated",
+                     "consumer_secret": "cs_simulated", "webhook_secret": SECRET }),
+        )
+        .await)
+    .await;
+    let movements: Vec<Value> = skus
+        .iter()
+        .map(|s| json!({ "kind": "receive", "sku": s, "location": "wh", "quantity": 5 }))
+        .collect();
+    ok(app
+        .post("/v1/stock/movements", &json!({ "movements": movements }))
+        .await)
+    .await;
+    for channel in ["shop", "woo"] {
+        let report = ok(app
+            .post(&format!("/v1/channels/{channel}/discover"), &json!({}))
+            .await)
+        .await;
+        assert_eq!(report["matched"], skus.len(), "{report}");
+    }
+    quiesce(&app).await;
+    let sku = &skus[0];
+    let variant = shopify
+        .variants()
+        .into_iter()
+        .find(|v| v.sku.as_deref() == Some(sku))
+        .unwrap();
+    let location_id = shopify.locations()[0].id;
+    assert_eq!(variant.available_at(location_id), Some(5));
+    let item = woo.item_by_sku(sku).unwrap();
+    assert_eq!(woo.stock(item.id), Some(5));
+
+    // A sale on Shopify reaches stockhub by webhook, and WooCommerce is brought down.
+    shopify.set_webhook_address(Some(format!("{}/webhooks/shop", app.base_url)));
+    shopify
+        .place_order(&NewOrder::lines(vec![OrderLine::variant(
+            variant.variant_id,
+            2,
+        )]))
+        .unwrap();
+    for _ in 0..400 {
+        if woo.stock(item.id) == Some(3) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert_eq!(woo.stock(item.id), Some(3));
+    quiesce(&app).await;
+    assert_eq!(available(&app, sku, "woo").await, 3);
+    assert_eq!(available(&app, sku, "shop").await, 3);
+    let v = shopify
+        .variants()
+        .into_iter()
+        .find(|v| v.variant_id == variant.variant_id)
+        .unwrap();
+    assert_eq!(v.available_at(location_id), Some(3));
+    let events = app.get("/v1/events?channel=shop").await.body;
+    assert!(
+        events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["outcome"] == "applied"),
+        "{events}"
+    );
+}
