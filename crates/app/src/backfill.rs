@@ -36,7 +36,11 @@ pub async fn backfill(
         };
         inputs.push(order_input(order, &refunds));
     }
-    let newest = inputs.iter().map(|o| o.version).max();
+    // The cursor is the channel's own `updated_at`, in ms.
+    let newest = inputs
+        .iter()
+        .map(|o| stockhub_channels::connector::version_time_ms(o.version))
+        .max();
     let code = Code::parse("channel", channel).map_err(|e| AppError::Invalid(e.to_string()))?;
     let count = inputs.len();
     store

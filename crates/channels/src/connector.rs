@@ -66,11 +66,22 @@ pub struct RefundLine {
     pub restock: bool,
 }
 
+/// `ChannelOrder::version` = `updated_at_ms × VERSION_SCALE + progress` (progress < scale).
+pub const VERSION_SCALE: i64 = 1000;
+
+/// The `updated_at` (ms) a version was made from.
+pub fn version_time_ms(version: i64) -> i64 {
+    version.div_euclid(VERSION_SCALE)
+}
+
 /// A channel order as a versioned snapshot.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChannelOrder {
     pub external_id: String,
-    /// Orders snapshots: a later one has a higher version (the order's `updated_at` in ms).
+    /// Orders snapshots: a later one has a higher version. Channels stamp `updated_at` no finer
+    /// than a second, so the version is `updated_at_ms × VERSION_SCALE + progress`, where
+    /// progress ranks how far the order has moved within that second (cancelled, refunds,
+    /// fulfilments): a cancel delivered before a create of the same second still wins.
     pub version: i64,
     /// Whether the order still wants its unshipped units, per the connector's state table.
     pub open: bool,

@@ -17,7 +17,7 @@ pub mod woocommerce;
 pub use connection::{ChannelConnection, Kind, Secret};
 pub use connector::{
     ChannelLine, ChannelListing, ChannelOrder, ChannelRefund, Connector, Delivery, Intake,
-    ListingRef, PushItem, PushMode, PushOutcome, RefundLine, Verdict,
+    ListingRef, PushItem, PushMode, PushOutcome, RefundLine, Verdict, VERSION_SCALE,
 };
 pub use error::{ChannelError, ParseError};
 

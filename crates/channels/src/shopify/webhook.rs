@@ -279,6 +279,14 @@ pub(crate) fn order(raw: Value) -> Result<ChannelOrder, ParseError> {
         .iter()
         .map(|line| order_line(line, &order, &refunds))
         .collect();
+    // Within one second of `updated_at`, a cancelled order, more refunds or more fulfilments is
+    // the later state (none of these can be undone on Shopify).
+    let fulfilments = raw
+        .get("fulfillments")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len) as i64;
+    let progress = i64::from(cancelled) * 500 + (refunds.len() as i64 * 10 + fulfilments).min(499);
+    let version = version * crate::VERSION_SCALE + progress;
     Ok(ChannelOrder {
         external_id,
         version,
@@ -630,7 +638,7 @@ mod tests {
         let order = read(order_json(json!({})));
         assert_eq!(order.external_id, "820982911946154509");
         assert_eq!(
-            order.version,
+            crate::connector::version_time_ms(order.version),
             time::parse_ms("2026-01-10T17:00:01Z").unwrap()
         );
         assert_eq!(order.lines[0].line_id, "487817672276298555");

@@ -37,8 +37,11 @@ const RESTOCK_REFUNDED_ITEMS: &str = "_restock_refunded_items";
 pub fn parse_order(raw: Value) -> Result<ChannelOrder, ParseError> {
     let order =
         Order::deserialize(&raw).map_err(|e| ParseError(format!("a WooCommerce order: {e}")))?;
-    let version = version(&order)?;
     let effect = status::effect(&order.status);
+    // Within one second of `date_modified_gmt`, rank by how far the status has gone, then by
+    // refunds: deliveries are built at send time, so the more advanced state is the later one.
+    let progress = status_rank(&order.status) * 10 + (order.refunds.len() as i64).min(9);
+    let version = version(&order)? * crate::VERSION_SCALE + progress;
     let lines = order
         .line_items
         .iter()
@@ -63,6 +66,20 @@ pub fn parse_order(raw: Value) -> Result<ChannelOrder, ParseError> {
         refunds_to_fetch: order.refunds.iter().map(|r| r.id.to_string()).collect(),
         raw,
     })
+}
+
+/// How far along WooCommerce's order flow a status is.
+fn status_rank(status: &str) -> i64 {
+    match status {
+        "checkout-draft" | "pending" => 0,
+        "failed" => 1,
+        "on-hold" => 2,
+        "processing" => 3,
+        "completed" => 4,
+        "refunded" | "cancelled" => 5,
+        "trash" => 6,
+        _ => 3,
+    }
 }
 
 /// `date_modified_gmt` in ms (GMT, written without a zone), or `date_created_gmt` for an order
@@ -91,7 +108,7 @@ pub fn deleted_order(raw: Value, now_ms: i64) -> Result<ChannelOrder, ParseError
         .ok_or_else(|| ParseError("an order.deleted delivery without an order id".into()))?;
     Ok(ChannelOrder {
         external_id: id.to_string(),
-        version: now_ms,
+        version: now_ms * crate::VERSION_SCALE + crate::VERSION_SCALE - 1,
         open: false,
         lines: Vec::new(),
         refunds: Vec::new(),
@@ -244,7 +261,15 @@ mod tests {
     fn example_order_727_parses_with_exact_ids() {
         let order = parse_order(order_727("processing")).unwrap();
         assert_eq!(order.external_id, "727");
-        assert_eq!(order.version, 1_490_210_888_000);
+        assert_eq!(
+            crate::connector::version_time_ms(order.version),
+            1_490_210_888_000
+        );
+        assert_eq!(
+            order.version % crate::VERSION_SCALE,
+            30,
+            "processing ranks 3, no refunds"
+        );
         assert!(order.open);
         assert!(order.refunds_to_fetch.is_empty() && order.refunds.is_empty());
         assert_eq!(
@@ -298,7 +323,10 @@ mod tests {
     fn missing_dates_are_a_parse_error() {
         let mut raw = order_727("processing");
         raw["date_modified_gmt"] = Value::Null;
-        assert_eq!(parse_order(raw.clone()).unwrap().version, 1_490_210_882_000);
+        assert_eq!(
+            crate::connector::version_time_ms(parse_order(raw.clone()).unwrap().version),
+            1_490_210_882_000
+        );
         raw["date_created_gmt"] = Value::Null;
         assert!(parse_order(raw).is_err());
     }
@@ -307,7 +335,11 @@ mod tests {
     fn deleted_orders_release_everything() {
         let order = deleted_order(json!({"id": 727}), 5).unwrap();
         assert_eq!(
-            (order.external_id.as_str(), order.version, order.open),
+            (
+                order.external_id.as_str(),
+                crate::connector::version_time_ms(order.version),
+                order.open
+            ),
             ("727", 5, false)
         );
         assert!(order.lines.is_empty());
