@@ -226,6 +226,34 @@ fn line_quantities(b: &LinesBody) -> ApiResult<Vec<LineQuantity>> {
     }
 }
 
+/// The shape of the engine's line operations (ship, return, restock).
+type LineOperation = fn(
+    &mut dyn stockhub_store::Sql,
+    &stockhub_store::model::Ctx,
+    &str,
+    &str,
+    &[LineQuantity],
+) -> stockhub_store::Result<OrderView>;
+
+/// Runs one line operation on an order as a unit of work.
+async fn update_lines(
+    state: &AppState,
+    channel: String,
+    external_id: String,
+    caller: Caller,
+    body: JsonBody<LinesBody>,
+    operation: LineOperation,
+) -> ApiResult<Response> {
+    let lines = line_quantities(&body.value)?;
+    write::run(state, caller, &body.canonical, move |sql, ctx| {
+        Ok((
+            StatusCode::OK,
+            operation(sql, ctx, &channel, &external_id, &lines)?,
+        ))
+    })
+    .await
+}
+
 /// Ships committed units: committed and on_hand both fall.
 #[utoipa::path(post, path = "/v1/orders/{channel}/{external_id}/ship", tag = "orders",
     params(("channel" = String, Path, description = "channel code"), ("external_id" = String, Path, description = "the channel's order id")),
@@ -237,14 +265,7 @@ pub async fn ship_order(
     caller: Caller,
     body: JsonBody<LinesBody>,
 ) -> ApiResult<Response> {
-    let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            orders::ship(sql, ctx, &channel, &external_id, &lines)?,
-        ))
-    })
-    .await
+    update_lines(&state, channel, external_id, caller, body, orders::ship).await
 }
 
 /// Records returned units; `restock: true` puts them back on the shelf now.
@@ -258,13 +279,14 @@ pub async fn return_order(
     caller: Caller,
     body: JsonBody<LinesBody>,
 ) -> ApiResult<Response> {
-    let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            orders::return_lines(sql, ctx, &channel, &external_id, &lines)?,
-        ))
-    })
+    update_lines(
+        &state,
+        channel,
+        external_id,
+        caller,
+        body,
+        orders::return_lines,
+    )
     .await
 }
 
@@ -279,14 +301,7 @@ pub async fn restock_order(
     caller: Caller,
     body: JsonBody<LinesBody>,
 ) -> ApiResult<Response> {
-    let lines = line_quantities(&body.value)?;
-    write::run(&state, caller, &body.canonical, move |sql, ctx| {
-        Ok((
-            StatusCode::OK,
-            orders::restock(sql, ctx, &channel, &external_id, &lines)?,
-        ))
-    })
-    .await
+    update_lines(&state, channel, external_id, caller, body, orders::restock).await
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]

@@ -259,11 +259,34 @@ pub fn allocation_views(sql: &mut dyn Sql, holder: &Holder) -> Result<Vec<Alloca
         .collect())
 }
 
-/// How one step changes an allocation and the stock under it, per unit of the holder.
+/// What a walk over a holder's allocations does to each unit it takes.
 #[derive(Clone, Copy)]
-enum Step {
+enum Step<'a> {
+    /// Committed units become free again (newest allocations first).
     Release,
+    /// Committed units leave: committed and on_hand both fall (oldest first).
     Ship,
+    /// Shipped units come back on the shelf, where they shipped from or `at` (oldest first).
+    Restock { at: Option<&'a str> },
+}
+
+impl Step<'_> {
+    /// Units of an allocation this step can take.
+    fn capacity(self, a: &AllocationRow) -> i64 {
+        match self {
+            Self::Release | Self::Ship => a.committed,
+            Self::Restock { .. } => a.shipped - a.restocked,
+        }
+    }
+
+    /// `(on_hand, committed)` change per unit of a component.
+    fn deltas(self) -> (i64, i64) {
+        match self {
+            Self::Release => (0, -1),
+            Self::Ship => (-1, -1),
+            Self::Restock { .. } => (1, 0),
+        }
+    }
 }
 
 /// Releases up to `quantity` committed units of `holder`, newest allocations first. Returns the
@@ -318,65 +341,6 @@ pub fn ship(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn walk_allocations(
-    sql: &mut dyn Sql,
-    ctx: &Ctx,
-    holder: &Holder,
-    holder_sku: &str,
-    quantity: i64,
-    kind: EntryKind,
-    line_delta: &dyn Fn(i64) -> Option<LineDelta>,
-    step: Step,
-) -> Result<BTreeSet<String>> {
-    let mut touched = BTreeSet::new();
-    let mut remaining = quantity;
-    let rows = allocations_of(sql, holder, matches!(step, Step::Release))?;
-    for a in rows {
-        if remaining == 0 {
-            break;
-        }
-        let take = a.committed.min(remaining);
-        if take == 0 {
-            continue;
-        }
-        let shipped = if matches!(step, Step::Ship) { take } else { 0 };
-        sql.execute(
-            "UPDATE allocations SET committed = committed - ?2, shipped = shipped + ?3 WHERE id = ?1",
-            args![a.id, take, shipped],
-        )?;
-        let is_kit = a.recipe.len() != 1 || a.recipe[0].0 != holder_sku;
-        for (component, per_unit) in &a.recipe {
-            let mut e = holder.entry(kind, component, Some(&a.location));
-            e.delta_committed = -take * per_unit;
-            e.delta_on_hand = -shipped * per_unit;
-            e.allocation_id = Some(a.id);
-            if !is_kit {
-                e.line_delta = line_delta(take);
-            }
-            record(sql, ctx, &e)?;
-            if matches!(step, Step::Release) {
-                touched.insert(component.clone());
-            }
-        }
-        if is_kit {
-            record_kit_entry(
-                sql,
-                ctx,
-                holder,
-                kind,
-                holder_sku,
-                &a.location,
-                a.id,
-                line_delta(take),
-                take,
-            )?;
-        }
-        remaining -= take;
-    }
-    Ok(touched)
-}
-
 /// Puts `quantity` shipped-and-returned units of `holder` back on the shelf, oldest shipments
 /// first, at the location they shipped from or at `at_location`. Returns the components restocked.
 pub fn restock(
@@ -387,46 +351,92 @@ pub fn restock(
     quantity: i64,
     at_location: Option<&str>,
 ) -> Result<BTreeSet<String>> {
+    let delta = |n: i64| {
+        Some(LineState {
+            restocked: n,
+            ..LineState::default()
+        })
+    };
+    let step = Step::Restock { at: at_location };
+    walk_allocations(
+        sql,
+        ctx,
+        holder,
+        holder_sku,
+        quantity,
+        EntryKind::Restocked,
+        &delta,
+        step,
+    )
+}
+
+/// Whether an allocation holds a kit's components rather than the holder's SKU itself.
+fn is_kit_allocation(a: &AllocationRow, holder_sku: &str) -> bool {
+    a.recipe.len() != 1 || a.recipe[0].0 != holder_sku
+}
+
+/// Takes up to `quantity` units from the holder's allocations and records one entry per
+/// component (plus the kit's own line entry). Returns the components whose free units grew.
+#[allow(clippy::too_many_arguments)]
+fn walk_allocations(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    holder: &Holder,
+    holder_sku: &str,
+    quantity: i64,
+    kind: EntryKind,
+    line_delta: &dyn Fn(i64) -> Option<LineDelta>,
+    step: Step<'_>,
+) -> Result<BTreeSet<String>> {
     let mut touched = BTreeSet::new();
     let mut remaining = quantity;
-    for a in allocations_of(sql, holder, false)? {
+    for a in allocations_of(sql, holder, matches!(step, Step::Release))? {
         if remaining == 0 {
             break;
         }
-        let take = (a.shipped - a.restocked).min(remaining);
+        let take = step.capacity(&a).min(remaining);
         if take == 0 {
             continue;
         }
-        sql.execute(
-            "UPDATE allocations SET restocked = restocked + ?2 WHERE id = ?1",
-            args![a.id, take],
-        )?;
-        let location = at_location.unwrap_or(&a.location).to_owned();
-        let is_kit = a.recipe.len() != 1 || a.recipe[0].0 != holder_sku;
-        let delta = LineState {
-            restocked: take,
-            ..LineState::default()
+        let (committed, shipped, restocked) = match step {
+            Step::Release => (-take, 0, 0),
+            Step::Ship => (-take, take, 0),
+            Step::Restock { .. } => (0, 0, take),
         };
+        sql.execute(
+            "UPDATE allocations SET committed = committed + ?2, shipped = shipped + ?3,
+                 restocked = restocked + ?4 WHERE id = ?1",
+            args![a.id, committed, shipped, restocked],
+        )?;
+        let location = match step {
+            Step::Restock { at: Some(at) } => at.to_owned(),
+            _ => a.location.clone(),
+        };
+        let is_kit = is_kit_allocation(&a, holder_sku);
+        let (per_on_hand, per_committed) = step.deltas();
         for (component, per_unit) in &a.recipe {
-            let mut e = holder.entry(EntryKind::Restocked, component, Some(&location));
-            e.delta_on_hand = take * per_unit;
+            let mut e = holder.entry(kind, component, Some(&location));
+            e.delta_on_hand = per_on_hand * take * per_unit;
+            e.delta_committed = per_committed * take * per_unit;
             e.allocation_id = Some(a.id);
             if !is_kit {
-                e.line_delta = Some(delta);
+                e.line_delta = line_delta(take);
             }
             record(sql, ctx, &e)?;
-            touched.insert(component.clone());
+            if !matches!(step, Step::Ship) {
+                touched.insert(component.clone());
+            }
         }
         if is_kit {
             record_kit_entry(
                 sql,
                 ctx,
                 holder,
-                EntryKind::Restocked,
+                kind,
                 holder_sku,
                 &location,
                 a.id,
-                Some(delta),
+                line_delta(take),
                 take,
             )?;
         }
