@@ -135,18 +135,20 @@ impl PushWorker {
             return Ok(Outcome::Idle);
         }
         let skus: Vec<String> = claims.iter().map(|c| c.sku.clone()).collect();
-        let (code, hold_ms) = (channel.to_owned(), self.settings.hold.as_millis() as i64);
-        let mut targets = self
-            .store
-            .write(move |sql| pushes::targets(sql, &code, &skus, hold_ms))
-            .await?;
+        let mut targets = self.targets(channel, &skus).await?;
+        if !connected.connector.compare_and_set()
+            && self
+                .observe_before_push(channel, &connected, &targets)
+                .await
+        {
+            // The channel showed a decrease we had not seen: recompute, holding it back.
+            targets = self.targets(channel, &skus).await?;
+        }
         // Decreases and zeros go out before increases.
         targets.sort_by_key(|t| {
             !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
         });
-        let max_items = match connected.connector.push_mode() {
-            PushMode::Batch { max_items } | PushMode::Feed { max_items, .. } => max_items.max(1),
-        };
+        let max_items = max_items(&connected);
         let mut results: BTreeMap<String, Vec<ListingResult>> = BTreeMap::new();
         let mut errors: BTreeMap<String, ChannelError> = BTreeMap::new();
         let mut stale: Vec<Target> = Vec::new();
@@ -154,11 +156,7 @@ impl PushWorker {
             let items: Vec<PushItem> = chunk
                 .iter()
                 .map(|t| PushItem {
-                    listing: ListingRef {
-                        listing_key: t.listing.listing_key.clone(),
-                        channel_location: t.listing.channel_location.clone(),
-                        ids: t.listing.ids.clone(),
-                    },
+                    listing: listing_ref(t),
                     quantity: t.quantity,
                     // What the channel shows as far as we know: a lower quantity it showed since
                     // it last confirmed ours, else that confirmation.
@@ -184,17 +182,19 @@ impl PushWorker {
                                     quantity: t.quantity,
                                 });
                             }
-                            PushOutcome::Stale { actual } => {
-                                match actual {
-                                    Some(actual) => results.entry(sku).or_default().push(
-                                        ListingResult::Observed {
+                            PushOutcome::Stale { actual } => match actual {
+                                Some(actual) => {
+                                    self.want_backfill(channel);
+                                    results
+                                        .entry(sku)
+                                        .or_default()
+                                        .push(ListingResult::Observed {
                                             listing_id: t.listing.id,
                                             actual,
-                                        },
-                                    ),
-                                    None => stale.push(t.clone()),
+                                        });
                                 }
-                            }
+                                None => stale.push(t.clone()),
+                            },
                             PushOutcome::Failed(e) => {
                                 self.metrics.record_failure(channel);
                                 errors.insert(sku, e);
@@ -218,6 +218,65 @@ impl PushWorker {
         self.finish(channel, &claims, results, errors).await
     }
 
+    async fn targets(&self, channel: &str, skus: &[String]) -> Result<Vec<Target>, AppError> {
+        let (code, skus) = (channel.to_owned(), skus.to_vec());
+        let hold_ms = self.settings.hold.as_millis() as i64;
+        Ok(self
+            .store
+            .write(move |sql| pushes::targets(sql, &code, &skus, hold_ms))
+            .await?)
+    }
+
+    fn want_backfill(&self, channel: &str) {
+        if let Ok(mut wanted) = self.backfill_wanted.lock() {
+            wanted.push(channel.to_owned());
+        }
+    }
+
+    /// For channels without compare-and-set: reads what the listings show before writing, and
+    /// records any quantity below what the channel last confirmed (a sale stockhub has not heard
+    /// of yet). Returns whether one was found; then an order backfill is asked for too. A failed
+    /// read leaves the push to go ahead on what stockhub knows.
+    async fn observe_before_push(
+        &self,
+        channel: &str,
+        connected: &crate::registry::Connected,
+        targets: &[Target],
+    ) -> bool {
+        let mut lower = Vec::new();
+        for chunk in targets.chunks(max_items(connected)) {
+            let refs: Vec<ListingRef> = chunk.iter().map(listing_ref).collect();
+            self.metrics.record_api_call(channel);
+            let Ok(read) = connected.connector.read_quantities(&refs).await else {
+                return false;
+            };
+            for t in chunk {
+                let known = t.listing.observed.or(t.listing.last_confirmed);
+                let actual = read.iter().find(|(key, _)| *key == t.listing.listing_key);
+                if let (Some(known), Some((_, actual))) = (known, actual) {
+                    if *actual < known {
+                        lower.push((t.listing.id, *actual));
+                    }
+                }
+            }
+        }
+        if lower.is_empty() {
+            return false;
+        }
+        self.want_backfill(channel);
+        let observed = self
+            .store
+            .write(move |sql| {
+                let now = sql.now_ms();
+                for (listing_id, actual) in &lower {
+                    pushes::observe(sql, *listing_id, *actual, now)?;
+                }
+                Ok(())
+            })
+            .await;
+        observed.is_ok()
+    }
+
     /// After a failed compare-and-set, reads what the channel shows so that the next push holds
     /// back the unexplained decrease; asks for an order backfill.
     async fn read_stale(
@@ -227,17 +286,8 @@ impl PushWorker {
         stale: &[Target],
         results: &mut BTreeMap<String, Vec<ListingResult>>,
     ) {
-        let refs: Vec<ListingRef> = stale
-            .iter()
-            .map(|t| ListingRef {
-                listing_key: t.listing.listing_key.clone(),
-                channel_location: t.listing.channel_location.clone(),
-                ids: t.listing.ids.clone(),
-            })
-            .collect();
-        if let Ok(mut wanted) = self.backfill_wanted.lock() {
-            wanted.push(channel.to_owned());
-        }
+        let refs: Vec<ListingRef> = stale.iter().map(listing_ref).collect();
+        self.want_backfill(channel);
         self.metrics.record_api_call(channel);
         let read = connected
             .connector
@@ -401,6 +451,21 @@ impl PushWorker {
             .flatten();
         let until = earliest.map_or(1000, |at| (at - now_ms()).clamp(1, 1000));
         Duration::from_millis(until as u64).min(self.settings.breaker_pause)
+    }
+}
+
+/// The most listings one push call may carry on this channel.
+fn max_items(connected: &crate::registry::Connected) -> usize {
+    match connected.connector.push_mode() {
+        PushMode::Batch { max_items } | PushMode::Feed { max_items, .. } => max_items.max(1),
+    }
+}
+
+fn listing_ref(t: &Target) -> ListingRef {
+    ListingRef {
+        listing_key: t.listing.listing_key.clone(),
+        channel_location: t.listing.channel_location.clone(),
+        ids: t.listing.ids.clone(),
     }
 }
 

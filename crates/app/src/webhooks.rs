@@ -46,6 +46,7 @@ fn refund_input(r: &ChannelRefund) -> RefundInput {
             .map(|l| RefundLineInput {
                 line_id: l.line_id.clone(),
                 quantity: l.quantity,
+                shipped: l.shipped,
                 restock: l.restock,
             })
             .collect(),
@@ -66,6 +67,7 @@ pub fn order_input(o: &ChannelOrder, fetched: &[ChannelRefund]) -> ChannelOrderI
                 sku: l.sku.clone(),
                 variant_ref: l.variant_ref.clone(),
                 quantity: l.quantity,
+                ordered: l.ordered,
                 shipped: l.shipped,
             })
             .collect(),
@@ -309,7 +311,20 @@ pub async fn replay(
     connectors: &Connectors,
     event_id: i64,
 ) -> Result<Value, AppError> {
-    let (event, body) = store.read(move |sql| inbound::get(sql, event_id)).await?;
+    let (mut event, mut body) = store.read(move |sql| inbound::get(sql, event_id)).await?;
+    if event.outcome == "duplicate" {
+        // A repeat holds no identity of its own: re-apply the delivery it repeats.
+        let original = store
+            .read({
+                let (channel, key) = (event.channel.clone(), event.dedupe_key.clone());
+                move |sql| inbound::original(sql, &channel, key.as_deref())
+            })
+            .await?;
+        if let Some(original) = original {
+            (event, body) = store.read(move |sql| inbound::get(sql, original)).await?;
+        }
+    }
+    let event_id = event.id;
     if event.verdict != "valid" {
         return Err(AppError::Invalid(format!(
             "event {event_id} was not a valid delivery ({}); it cannot be applied",

@@ -41,8 +41,12 @@ pub struct ChannelLine {
     pub sku: Option<String>,
     /// The channel's variant / product reference, to map through listings when the SKU is absent.
     pub variant_ref: Option<String>,
-    /// Units ordered on the line before any refund or removal.
+    /// Units still on the line: ordered, less units an order edit removed (refunds are
+    /// reported separately and not taken off here).
     pub quantity: i64,
+    /// Units ordered when the order was placed, before any edit or refund (for the order's
+    /// record: what was cancelled before stockhub saw the line).
+    pub ordered: i64,
     /// Units the channel says were fulfilled (shipped).
     pub shipped: i64,
 }
@@ -61,6 +65,9 @@ pub struct ChannelRefund {
 pub struct RefundLine {
     pub line_id: String,
     pub quantity: i64,
+    /// Whether the refunded units had shipped, when the channel says (Shopify `restock_type`
+    /// `return`: yes, `cancel`: no); `None` takes unshipped units first.
+    pub shipped: Option<bool>,
     /// Whether refunded units that had shipped come back to stock (Shopify `return`/`cancel`/
     /// legacy restock; WooCommerce `api_restock`). Unshipped refunded units are released anyway.
     pub restock: bool,
@@ -172,6 +179,13 @@ pub trait Connector: Send + Sync {
     fn kind(&self) -> &'static str;
 
     fn push_mode(&self) -> PushMode;
+
+    /// Whether a push can say which quantity it expects to replace (Shopify
+    /// `changeFromQuantity`). Without it, the push engine reads quantities before it writes, so
+    /// that a sale the channel made and stockhub has not heard of yet is never undone.
+    fn compare_and_set(&self) -> bool {
+        false
+    }
 
     /// Revisions one listing may take per day, if the channel caps them (eBay: 250).
     fn daily_revisions_per_listing(&self) -> Option<u32> {

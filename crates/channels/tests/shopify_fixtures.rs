@@ -153,17 +153,20 @@ fn refunds_create_releases_unfulfilled_lines_without_restock() {
             RefundLine {
                 line_id: in_file(&body, "487817672276298560"),
                 quantity: 1,
-                restock: false
+                restock: false,
+                shipped: None
             },
             RefundLine {
                 line_id: in_file(&body, "976318377106520300"),
                 quantity: 1,
-                restock: false
+                restock: false,
+                shipped: None
             },
             RefundLine {
                 line_id: in_file(&body, "315789986012684400"),
                 quantity: 1,
-                restock: false
+                restock: false,
+                shipped: None
             },
         ]
     );

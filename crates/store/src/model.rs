@@ -229,6 +229,10 @@ pub struct SnapshotLine {
 /// that reports less than stockhub recorded changes nothing.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct LineFulfilment {
+    /// Units the channel says were ordered on the line: when fewer are on record (the line was
+    /// first seen already reduced or cancelled), the difference is recorded as cancelled, so the
+    /// order reads the same whatever order its deliveries came in.
+    pub ordered: i64,
     /// Units shipped.
     pub shipped: i64,
     /// Shipped units that came back.

@@ -170,6 +170,10 @@ impl Connector for Shopify {
         }
     }
 
+    fn compare_and_set(&self) -> bool {
+        true
+    }
+
     fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Verdict {
         webhook::verify(self.connection.webhook_secret.expose(), headers, body)
     }

@@ -285,7 +285,14 @@ pub(crate) fn order(raw: Value) -> Result<ChannelOrder, ParseError> {
         .get("fulfillments")
         .and_then(Value::as_array)
         .map_or(0, Vec::len) as i64;
-    let progress = i64::from(cancelled) * 500 + (refunds.len() as i64 * 10 + fulfilments).min(499);
+    // Units taken off lines (edits and refunds) only grow too.
+    let taken_off: i64 = order
+        .line_items
+        .iter()
+        .map(|l| (l.quantity - l.current_quantity.unwrap_or(l.quantity)).max(0))
+        .sum();
+    let progress =
+        i64::from(cancelled) * 500 + (refunds.len() as i64 * 10 + fulfilments + taken_off).min(499);
     let version = version * crate::VERSION_SCALE + progress;
     Ok(ChannelOrder {
         external_id,
@@ -326,6 +333,7 @@ fn order_line(
     };
     ChannelLine {
         line_id: line_id.clone(),
+        ordered: line.quantity.max(0),
         sku: line
             .sku
             .as_deref()
@@ -374,6 +382,11 @@ fn refund_lines(refund: &wire::Refund, order_id: &str, raw: Value) -> ChannelRef
         .map(|l| RefundLine {
             line_id: l.line_item_id.0.clone(),
             quantity: l.quantity.max(0),
+            shipped: match l.restock_type.as_deref() {
+                Some("return") => Some(true),
+                Some("cancel") => Some(false),
+                _ => None,
+            },
             restock: match l.restock_type.as_deref() {
                 Some(kind) => matches!(kind, "return" | "cancel" | "legacy_restock"),
                 None => refund.restock.unwrap_or(false),
@@ -695,7 +708,8 @@ mod tests {
             vec![RefundLine {
                 line_id: "487817672276298555".into(),
                 quantity: 1,
-                restock: true
+                restock: true,
+                shipped: Some(false)
             }]
         );
         // Without current_quantity the line's quantity is taken as is.

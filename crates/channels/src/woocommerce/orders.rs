@@ -53,6 +53,7 @@ pub fn parse_order(raw: Value) -> Result<ChannelOrder, ParseError> {
                 variant_ref: Target::of_line(item.product_id, item.variation_id)
                     .map(Target::listing_key),
                 quantity,
+                ordered: quantity,
                 shipped: if effect.ships() { quantity } else { 0 },
             }
         })
@@ -227,6 +228,7 @@ fn refund_lines(
                 line_id: line_id.clone(),
                 quantity: restocked,
                 restock: true,
+                shipped: None,
             });
         }
         if quantity > restocked {
@@ -234,6 +236,7 @@ fn refund_lines(
                 line_id,
                 quantity: quantity - restocked,
                 restock: false,
+                shipped: None,
             });
         }
     }
@@ -281,6 +284,7 @@ mod tests {
                     variant_ref: Some("product/93".into()),
                     quantity: 2,
                     shipped: 0,
+                    ordered: 2
                 },
                 ChannelLine {
                     line_id: "316".into(),
@@ -288,6 +292,7 @@ mod tests {
                     variant_ref: Some("variation/22/23".into()),
                     quantity: 1,
                     shipped: 0,
+                    ordered: 1
                 },
             ]
         );
@@ -386,7 +391,8 @@ mod tests {
             vec![RefundLine {
                 line_id: "311".into(),
                 quantity: 1,
-                restock: false
+                restock: false,
+                shipped: None
             }]
         );
         assert!(refunds[1].lines.is_empty());
@@ -401,7 +407,8 @@ mod tests {
             vec![RefundLine {
                 line_id: "311".into(),
                 quantity: 1,
-                restock: true
+                restock: true,
+                shipped: None
             }]
         );
     }
@@ -420,7 +427,8 @@ mod tests {
             vec![RefundLine {
                 line_id: "311".into(),
                 quantity: 1,
-                restock: true
+                restock: true,
+                shipped: None
             }]
         );
         assert_eq!(
@@ -429,12 +437,14 @@ mod tests {
                 RefundLine {
                     line_id: "311".into(),
                     quantity: 1,
-                    restock: true
+                    restock: true,
+                    shipped: None
                 },
                 RefundLine {
                     line_id: "311".into(),
                     quantity: 1,
-                    restock: false
+                    restock: false,
+                    shipped: None
                 },
             ]
         );
@@ -464,7 +474,8 @@ mod tests {
             vec![RefundLine {
                 line_id: "311".into(),
                 quantity: 1,
-                restock: false
+                restock: false,
+                shipped: None
             }]
         );
         let mut unknown = refund_724();

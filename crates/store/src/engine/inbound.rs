@@ -162,6 +162,20 @@ pub fn list(
         .collect())
 }
 
+/// The event that holds a delivery identity (the first valid arrival), if any.
+pub fn original(sql: &mut dyn Sql, channel: &str, dedupe_key: Option<&str>) -> Result<Option<i64>> {
+    let Some(key) = dedupe_key else {
+        return Ok(None);
+    };
+    Ok(sql
+        .query_opt(
+            "SELECT id FROM inbound_events WHERE channel = ?1 AND dedupe_key = ?2
+               AND verdict = 'valid' AND outcome <> 'duplicate'",
+            args![channel, key],
+        )?
+        .map(|r| r.int(0)))
+}
+
 /// Deliveries waiting to be (re-)applied, oldest first.
 pub fn pending(sql: &mut dyn Sql, limit: i64) -> Result<Vec<i64>> {
     Ok(sql

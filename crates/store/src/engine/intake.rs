@@ -22,8 +22,11 @@ pub struct ChannelLineInput {
     pub line_id: String,
     pub sku: Option<String>,
     pub variant_ref: Option<String>,
-    /// Units ordered before refunds.
+    /// Units on the line (before refunds).
     pub quantity: i64,
+    /// Units ordered when the order was placed (for the record; 0 when unknown).
+    #[serde(default)]
+    pub ordered: i64,
     /// Units the channel fulfilled.
     pub shipped: i64,
 }
@@ -32,6 +35,9 @@ pub struct ChannelLineInput {
 pub struct RefundLineInput {
     pub line_id: String,
     pub quantity: i64,
+    /// Whether the refunded units had shipped, when the channel says; `None`: unshipped first.
+    #[serde(default)]
+    pub shipped: Option<bool>,
     pub restock: bool,
 }
 
@@ -74,13 +80,35 @@ fn store_refunds(sql: &mut dyn Sql, channel: &str, refunds: &[RefundInput]) -> R
     Ok(())
 }
 
-/// Refunded units per line: (all, those to restock if they had shipped).
+/// Refunded units of one line, by what the channel said of them.
+#[derive(Debug, Clone, Copy, Default)]
+struct Refunded {
+    /// Units the channel said had not shipped (cancelled before fulfilment).
+    unshipped: i64,
+    /// Units the channel said had shipped (returns).
+    shipped: i64,
+    /// Units the channel did not say either way.
+    unknown: i64,
+    /// Units, of those that may have shipped, to put back on the shelf.
+    restock: i64,
+}
+
+impl Refunded {
+    /// `(released, returned, restocked)` for a line with `unshipped` and `shipped` units:
+    /// unshipped refunds release, shipped ones return, the rest take unshipped units first.
+    fn split(&self, unshipped: i64, shipped: i64) -> (i64, i64, i64) {
+        let released = (self.unshipped + self.unknown).min(unshipped);
+        let returned = (self.shipped + self.unshipped + self.unknown - released).min(shipped);
+        (released, returned, self.restock.min(returned))
+    }
+}
+
 fn refunded(
     sql: &mut dyn Sql,
     channel: &str,
     external_id: &str,
-) -> Result<BTreeMap<String, (i64, i64)>> {
-    let mut out: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+) -> Result<BTreeMap<String, Refunded>> {
+    let mut out: BTreeMap<String, Refunded> = BTreeMap::new();
     for r in sql.query(
         "SELECT lines FROM channel_refunds WHERE channel = ?1 AND external_id = ?2 ORDER BY refund_id",
         args![channel, external_id],
@@ -88,9 +116,14 @@ fn refunded(
         let lines: Vec<RefundLineInput> = serde_json::from_str(&r.text(0)).unwrap_or_default();
         for l in lines {
             let e = out.entry(l.line_id).or_default();
-            e.0 += l.quantity.max(0);
-            if l.restock {
-                e.1 += l.quantity.max(0);
+            let quantity = l.quantity.max(0);
+            match l.shipped {
+                Some(true) => e.shipped += quantity,
+                Some(false) => e.unshipped += quantity,
+                None => e.unknown += quantity,
+            }
+            if l.restock && l.shipped != Some(false) {
+                e.restock += quantity;
             }
         }
     }
@@ -108,19 +141,22 @@ pub fn apply_channel_order(
     let refunds = refunded(sql, channel.as_str(), &order.external_id)?;
     let mut lines = Vec::with_capacity(order.lines.len());
     for line in &order.lines {
-        let (refunded, restockable) = refunds.get(&line.line_id).copied().unwrap_or((0, 0));
-        let shipped = line.shipped.clamp(0, line.quantity.max(0));
-        let unshipped = line.quantity.max(0) - shipped;
-        let released = refunded.min(unshipped);
-        let returned = (refunded - released).min(shipped);
+        let quantity = line.quantity.max(0);
+        let shipped = line.shipped.clamp(0, quantity);
+        let (released, returned, restocked) = refunds
+            .get(&line.line_id)
+            .copied()
+            .unwrap_or_default()
+            .split(quantity - shipped, shipped);
         lines.push(SnapshotLine {
             line_id: line.line_id.clone(),
             channel_sku: line_sku(sql, channel.as_str(), line)?,
-            quantity: line.quantity.max(0) - released,
+            quantity: quantity - released,
             fulfilment: Some(LineFulfilment {
+                ordered: line.ordered.max(quantity),
                 shipped,
                 returned,
-                restocked: restockable.min(returned),
+                restocked,
             }),
         });
     }
@@ -136,7 +172,15 @@ pub fn apply_channel_order(
         lines,
         raw: serde_json::to_value(order).unwrap_or(Json::Null),
     };
-    orders::apply_snapshot(sql, ctx, &snapshot)
+    let outcome = orders::apply_snapshot(sql, ctx, &snapshot)?;
+    // The channel changed its own count for these SKUs (its sale, its cancel, its refund): bring
+    // it back to ours even when our stock did not move (an oversold line, a no-restock refund).
+    for line in &outcome.order.lines {
+        if let Some(sku) = &line.sku {
+            super::pushes::mark_channel_sku(sql, channel.as_str(), sku)?;
+        }
+    }
+    Ok(outcome)
 }
 
 /// The SKU to book a line under: the channel's SKU when it is ours, else the SKU of the listing

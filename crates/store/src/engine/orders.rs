@@ -147,7 +147,12 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             Some(l) => l.clone(),
             None => insert_line(sql, channel, order_id, &wanted.line_id, &wanted.channel_sku)?,
         };
-        let target = LineTarget::new(wanted.quantity, snap.status).active;
+        // Units the channel shipped stay wanted even when the order was cancelled afterwards
+        // (a cancelled order seen first still records what left the building).
+        let shipped = wanted.fulfilment.map_or(0, |f| f.shipped);
+        let target = LineTarget::new(wanted.quantity, snap.status)
+            .active
+            .max(shipped);
         changed |= set_line_target(sql, ctx, &order, &line, target, kind, &mut touched)?;
         if let Some(reported) = &wanted.fulfilment {
             changed |= apply_fulfilment(sql, ctx, &order, line.row_id, reported, &mut touched)?;
@@ -614,7 +619,23 @@ fn apply_fulfilment(
             },
         )?;
     }
-    Ok(ship > 0 || returned_new > 0 || restock > 0)
+    // Shipping, returns and restocks move units between states; none adds to `ordered`.
+    let ordered = line.state.ordered();
+    let missing = reported.ordered - ordered;
+    if missing > 0 {
+        let delta = LineState {
+            cancelled: missing,
+            ..LineState::default()
+        };
+        let mut e = entry_for(&holder, EntryKind::OrderLineChanged, &sku, order.id);
+        e.line_delta = Some(delta);
+        e.detail = Some(
+            serde_json::json!({ "ordered_on_channel": reported.ordered, "note": "units ordered and cancelled before stockhub saw the line" }),
+        );
+        record(sql, ctx, &e)?;
+        add_to_line(sql, row_id, &delta)?;
+    }
+    Ok(ship > 0 || returned_new > 0 || restock > 0 || missing > 0)
 }
 
 /// Puts returned units that were waiting back on the shelf.
