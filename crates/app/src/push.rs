@@ -164,6 +164,7 @@ impl PushWorker {
                 })
                 .collect();
             self.metrics.record_api_call(channel);
+            let sent_at_ms = self.store.read(|sql| Ok(sql.now_ms())).await?;
             match connected.connector.push(&items).await {
                 Ok(outcomes) => {
                     self.call_result(channel, true);
@@ -174,12 +175,14 @@ impl PushWorker {
                                 results.entry(sku).or_default().push(ListingResult::Pushed {
                                     listing_id: t.listing.id,
                                     quantity: confirmed,
+                                    sent_at_ms,
                                 });
                             }
                             PushOutcome::Accepted { .. } => {
                                 results.entry(sku).or_default().push(ListingResult::Pushed {
                                     listing_id: t.listing.id,
                                     quantity: t.quantity,
+                                    sent_at_ms,
                                 });
                             }
                             PushOutcome::Stale { actual } => match actual {

@@ -43,6 +43,13 @@ const SEED: u64 = 0x5eed_2026;
 /// time, so this only has to cover one channel call (generous for a debug build on 2 cores).
 const PUSH_WINDOW_MS: i64 = 1_500;
 
+/// WooCommerce has no compare-and-set: stockhub reads a listing right before it writes it, but
+/// a sale the store makes between that read and the write cannot be seen, and the write
+/// overwrites it until the sale's webhook arrives and the next push corrects the listing. A rise
+/// from 0 by a push is therefore accepted on such a channel only when the store's own sale took
+/// the listing to 0 at most this long before the push (a read-to-write window under load).
+const NO_CAS_RACE_MS: i64 = 1_000;
+
 // ---------------------------------------------------------------------------------------------
 // Channels and their rules
 
@@ -983,6 +990,7 @@ fn check_zero_rises(
         let mut last_set_ms = 0;
         let mut zero_since: Option<i64> = None;
         let mut own_sale_since_set = false;
+        let mut sold_to_zero_at: Option<i64> = None;
         for e in entries {
             let was = e.before.unwrap_or(0);
             if was <= 0 && e.after > 0 && e.before.is_some() {
@@ -996,6 +1004,8 @@ fn check_zero_rises(
                             from,
                             e.unix_ms,
                         ) || (channel.rules.share < 1.0 && own_sale_since_set)
+                            || (matches!(channel.store, Store::Woo(_))
+                                && sold_to_zero_at.is_some_and(|t| e.unix_ms - t <= NO_CAS_RACE_MS))
                     }
                     _ => false,
                 };
@@ -1018,6 +1028,11 @@ fn check_zero_rises(
                 }
                 _ => {}
             }
+            sold_to_zero_at = match e.cause {
+                Cause::OwnSale if e.after <= 0 => Some(e.unix_ms),
+                _ if e.after > 0 => None,
+                _ => sold_to_zero_at,
+            };
             zero_since = if e.after <= 0 {
                 zero_since.or(Some(e.unix_ms))
             } else {

@@ -238,7 +238,13 @@ fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -
 #[derive(Debug, Clone)]
 pub enum ListingResult {
     /// The channel now shows `quantity`.
-    Pushed { listing_id: i64, quantity: i64 },
+    /// `sent_at_ms` is when the call left: the channel's count then is what it confirmed, so
+    /// orders stockhub books after that explain later decreases (DESIGN §1 `u`).
+    Pushed {
+        listing_id: i64,
+        quantity: i64,
+        sent_at_ms: i64,
+    },
     /// The channel shows `actual`, which is not what we last confirmed (a failed compare-and-set
     /// followed by a read, or a reconciliation read).
     Observed { listing_id: i64, actual: i64 },
@@ -275,12 +281,13 @@ pub fn complete(
             ListingResult::Pushed {
                 listing_id,
                 quantity,
+                sent_at_ms,
             } => {
                 sql.execute(
                     "UPDATE listings SET last_pushed = ?2, last_pushed_at = ?3, last_confirmed = ?2,
-                         confirmed_at = ?3, observed = NULL, observed_at = NULL,
+                         confirmed_at = ?5, observed = NULL, observed_at = NULL,
                          last_latency_ms = ?4, pushes = pushes + 1 WHERE id = ?1",
-                    args![*listing_id, *quantity, now, now - claim.marked_at_ms],
+                    args![*listing_id, *quantity, now, now - claim.marked_at_ms, (*sent_at_ms).min(now)],
                 )?;
             }
             ListingResult::Observed { listing_id, actual } => {
