@@ -13,6 +13,9 @@ use crate::AppError;
 /// How far back each pass re-reads, so that orders updated while the last pass ran are not missed.
 pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 
+/// The least time between two backfills of one channel asked for by the push worker.
+pub const ON_DEMAND_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Applies every order the channel updated since the cursor; returns how many were read.
 pub async fn backfill(
     store: &Store,
@@ -70,6 +73,8 @@ pub async fn run(
 ) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
     let mut last_full = std::time::Instant::now();
+    let mut last_on_demand: std::collections::HashMap<String, std::time::Instant> =
+        std::collections::HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.changed() => return,
@@ -78,7 +83,19 @@ pub async fn run(
         if let Err(e) = crate::webhooks::retry_pending(&store, &connectors, 100).await {
             tracing::warn!(error = %e, "re-applying pending deliveries failed");
         }
-        let mut channels = worker.take_backfill_requests();
+        // On-demand backfills run at most once per channel every ON_DEMAND_MIN_GAP.
+        let mut channels: Vec<String> = worker
+            .take_backfill_requests()
+            .into_iter()
+            .filter(|c| {
+                last_on_demand
+                    .get(c)
+                    .is_none_or(|t: &std::time::Instant| t.elapsed() >= ON_DEMAND_MIN_GAP)
+            })
+            .collect();
+        for c in &channels {
+            last_on_demand.insert(c.clone(), std::time::Instant::now());
+        }
         if last_full.elapsed() >= interval {
             last_full = std::time::Instant::now();
             match store

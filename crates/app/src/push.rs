@@ -144,6 +144,15 @@ impl PushWorker {
             // The channel showed a decrease we had not seen: recompute, holding it back.
             targets = self.targets(channel, &skus).await?;
         }
+        if targets.iter().any(|t| t.held > 0) {
+            // A decrease no booked order explains: look for the orders.
+            self.want_backfill(channel);
+        }
+        if let Some(pause) = connected.connector.backpressure() {
+            // The channel asked for room (its throttle bucket is low): wait here, on this
+            // channel's own task, rather than spend a call that will be refused.
+            tokio::time::sleep(pause.min(Duration::from_secs(2))).await;
+        }
         // Decreases and zeros go out before increases.
         targets.sort_by_key(|t| {
             !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
@@ -187,7 +196,6 @@ impl PushWorker {
                             }
                             PushOutcome::Stale { actual } => match actual {
                                 Some(actual) => {
-                                    self.want_backfill(channel);
                                     results
                                         .entry(sku)
                                         .or_default()
@@ -206,7 +214,8 @@ impl PushWorker {
                     }
                 }
                 Err(e) => {
-                    self.call_result(channel, false);
+                    // Being told to slow down is not the channel failing.
+                    self.call_result(channel, matches!(e, ChannelError::RateLimited { .. }));
                     self.metrics.record_failure(channel);
                     for t in chunk {
                         errors.insert(t.listing.sku.clone().unwrap_or_default(), e.clone());
@@ -266,7 +275,6 @@ impl PushWorker {
         if lower.is_empty() {
             return false;
         }
-        self.want_backfill(channel);
         let observed = self
             .store
             .write(move |sql| {
@@ -290,7 +298,6 @@ impl PushWorker {
         results: &mut BTreeMap<String, Vec<ListingResult>>,
     ) {
         let refs: Vec<ListingRef> = stale.iter().map(listing_ref).collect();
-        self.want_backfill(channel);
         self.metrics.record_api_call(channel);
         let read = connected
             .connector

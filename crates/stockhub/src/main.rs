@@ -1,22 +1,22 @@
 //! The `stockhub` binary: the CLI, settings, telemetry, and the wiring of concrete adapters.
 #![forbid(unsafe_code)]
 
+mod client;
+mod demo;
+mod remote;
+mod server;
 mod settings;
+mod sim_cmd;
 mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use stockhub_app::push::{PushSettings, PushWorker};
-use stockhub_http::maintenance::{self, MaintenanceSettings};
-use stockhub_http::{AppState, HttpSettings, Services};
 use stockhub_store::engine::verify;
-use stockhub_store::{Store, SystemClock};
 
+use crate::server::Server;
 use crate::settings::Settings;
 
 /// stockhub: the single, canonical source of stock counts for a brand that sells the same
@@ -54,11 +54,30 @@ enum Command {
         #[command(flatten)]
         db: DbArg,
     },
+    /// Run stockhub, two simulated Shopify stores and a simulated WooCommerce store in this
+    /// process, stream orders on all three, and show what happens; verify at the end.
+    Demo(demo::DemoArgs),
+    /// Start simulated Shopify and WooCommerce stores on local ports and print how to connect
+    /// stockhub to each; run until interrupted.
+    Sim(sim_cmd::SimArgs),
+    /// Run catalog discovery on a channel of a running server and print its report: listings
+    /// matched, and what did not match. Exit status 1 when the server refuses, 2 when it cannot
+    /// be reached.
+    Discover(remote::DiscoverArgs),
+    /// Re-apply an archived webhook delivery on a running server (safe: its permanent identity
+    /// keeps it from applying twice). Exit status 1 when the server refuses or the delivery
+    /// fails to apply, 2 when the server cannot be reached.
+    Replay(remote::ReplayArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    // The interactive commands keep the terminal for their own output unless RUST_LOG says
+    // otherwise.
+    telemetry::init(match cli.command {
+        Command::Serve { .. } | Command::Verify { .. } => "info",
+        _ => "warn",
+    });
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
@@ -70,6 +89,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut settings = Settings::load(cli.config.as_deref())?;
+    let runtime = || tokio::runtime::Runtime::new().context("starting the async runtime");
     match cli.command {
         Command::Serve { db, listen } => {
             if let Some(db) = db.db {
@@ -79,8 +99,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 settings.listen = listen;
             }
             settings.validate()?;
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(serve(settings))?;
+            runtime()?.block_on(serve(settings))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify { db } => {
@@ -89,106 +108,33 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             verify_command(&settings)
         }
+        Command::Demo(args) => runtime()?.block_on(demo::run(settings, args)),
+        Command::Sim(args) => {
+            runtime()?.block_on(sim_cmd::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Discover(args) => runtime()?.block_on(remote::discover(args)),
+        Command::Replay(args) => runtime()?.block_on(remote::replay(args)),
     }
-}
-
-fn open_store(settings: &Settings) -> anyhow::Result<Store> {
-    stockhub_store::open(
-        &settings.db,
-        Arc::new(SystemClock),
-        settings.storage_options(),
-    )
-    .with_context(|| format!("opening the database {}", settings.db))
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
-    let store = open_store(&settings)?;
+    let store = server::open_store(&settings)?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .with_context(|| format!("listening on {}", settings.listen))?;
-    let address = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let maintenance_settings = MaintenanceSettings {
-        reservation_sweep_interval: Duration::from_millis(
-            settings.maintenance.reservation_sweep_interval_ms,
-        ),
-        idempotency_retention: Duration::from_secs(
-            settings.maintenance.idempotency_retention_hours * 3600,
-        ),
-    };
-    let loops = tokio::spawn(maintenance::run(
-        store.clone(),
-        maintenance_settings,
-        stopped.clone(),
-    ));
-    let services = Services::new(&store);
-    let push = PushWorker::new(
-        store.clone(),
-        services.connectors.clone(),
-        services.metrics.clone(),
-        PushSettings::default(),
-    );
-    let pushes = tokio::spawn(push.clone().run(stopped.clone()));
-    let backfills = tokio::spawn(stockhub_app::backfill::run(
-        store.clone(),
-        services.connectors.clone(),
-        push,
-        Duration::from_secs(settings.channels.reconciliation_interval_seconds),
-        stopped.clone(),
-    ));
-    let state = AppState::with_services(
-        store,
-        HttpSettings {
-            body_limit_bytes: settings.http.body_limit_bytes,
-        },
-        services,
-    );
-    tracing::info!(%address, db = %settings.db, "stockhub is serving");
+    let server = Server::start(&settings, store, listener)?;
     println!(
-        "stockhub listening on http://{address} (database: {})",
+        "stockhub listening on {} (database: {})",
+        server.base_url(),
         settings.db
     );
-    let mut on_stop = stopped;
-    let shutdown = async move {
-        let _ = on_stop.changed().await;
-    };
-    let server = tokio::spawn(stockhub_http::serve(listener, state, shutdown));
-    shutdown_signal().await;
-    tracing::info!("shutting down: no new requests, finishing those in flight");
-    let _ = stop.send(true);
-    server
-        .await
-        .context("the server task failed")?
-        .context("serving")?;
-    let _ = loops.await;
-    let _ = pushes.await;
-    let _ = backfills.await;
-    Ok(())
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
+    server::shutdown_signal().await;
+    server.stop().await
 }
 
 fn verify_command(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let store = open_store(settings)?;
+    let store = server::open_store(settings)?;
     let report = store
         .read_blocking(verify::verify)
         .context("reading the database")?;

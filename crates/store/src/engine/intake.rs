@@ -62,6 +62,20 @@ pub struct ChannelOrderInput {
     pub raw: Json,
 }
 
+/// The channel order last applied, as stored with the order.
+fn stored_order(
+    sql: &mut dyn Sql,
+    channel: &str,
+    external_id: &str,
+) -> Result<Option<ChannelOrderInput>> {
+    Ok(sql
+        .query_opt(
+            "SELECT snapshot FROM orders WHERE channel = ?1 AND external_id = ?2",
+            args![channel, external_id],
+        )?
+        .and_then(|r| serde_json::from_str(&r.text(0)).ok()))
+}
+
 fn store_refunds(sql: &mut dyn Sql, channel: &str, refunds: &[RefundInput]) -> Result<()> {
     let now = sql.now_ms();
     for r in refunds {
@@ -137,6 +151,18 @@ pub fn apply_channel_order(
     channel: &Code,
     order: &ChannelOrderInput,
 ) -> Result<OrderOutcome> {
+    apply_order(sql, ctx, channel, order, false)
+}
+
+/// `news`: the channel reported something new for this order even if its snapshot reads the
+/// same (a refund that arrived on its own).
+fn apply_order(
+    sql: &mut dyn Sql,
+    ctx: &Ctx,
+    channel: &Code,
+    order: &ChannelOrderInput,
+    news: bool,
+) -> Result<OrderOutcome> {
     store_refunds(sql, channel.as_str(), &order.refunds)?;
     let refunds = refunded(sql, channel.as_str(), &order.external_id)?;
     let mut lines = Vec::with_capacity(order.lines.len());
@@ -172,7 +198,16 @@ pub fn apply_channel_order(
         lines,
         raw: serde_json::to_value(order).unwrap_or(Json::Null),
     };
+    let seen_before = !news
+        && stored_order(sql, channel.as_str(), &order.external_id)?
+            .is_some_and(|stored| stored == *order);
     let outcome = orders::apply_snapshot(sql, ctx, &snapshot)?;
+    if seen_before || outcome.outcome == "stale" {
+        // The very report already applied (a backfill re-reading it, a repeat): nothing moved on
+        // the channel either. Any other report may have moved the channel's own count (a status
+        // the store restocks on, say), so it is brought back to ours below.
+        return Ok(outcome);
+    }
     // The channel changed its own count for these SKUs (its sale, its cancel, its refund): bring
     // it back to ours even when our stock did not move (an oversold line, a no-restock refund).
     for line in &outcome.order.lines {
@@ -216,14 +251,8 @@ pub fn apply_channel_refund(
     refund: &RefundInput,
 ) -> Result<Option<OrderOutcome>> {
     store_refunds(sql, channel.as_str(), std::slice::from_ref(refund))?;
-    let stored = sql
-        .query_opt(
-            "SELECT snapshot FROM orders WHERE channel = ?1 AND external_id = ?2",
-            args![channel.as_str(), refund.external_id.as_str()],
-        )?
-        .and_then(|r| serde_json::from_str::<ChannelOrderInput>(&r.text(0)).ok());
-    match stored {
-        Some(order) => apply_channel_order(sql, ctx, channel, &order).map(Some),
+    match stored_order(sql, channel.as_str(), &refund.external_id)? {
+        Some(order) => apply_order(sql, ctx, channel, &order, true).map(Some),
         None => Ok(None),
     }
 }
