@@ -37,6 +37,14 @@ pub struct Server {
     loops: Vec<JoinHandle<()>>,
 }
 
+/// The push engine's settings from `[channels]`.
+fn push_settings(settings: &Settings) -> PushSettings {
+    let mut push = PushSettings::default();
+    push.retry.give_up_after = Duration::from_secs(settings.channels.push_dead_after_hours * 3600);
+    push.hold = Duration::from_secs(settings.channels.unexplained_hold_seconds);
+    push
+}
+
 impl Server {
     /// Starts serving on `listener` with the loops a server runs.
     pub fn start(
@@ -53,7 +61,7 @@ impl Server {
             store.clone(),
             services.connectors.clone(),
             services.metrics.clone(),
-            PushSettings::default(),
+            push_settings(settings),
         );
         let loops = vec![
             tokio::spawn(maintenance::run(

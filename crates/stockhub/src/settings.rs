@@ -24,6 +24,8 @@ pub struct Settings {
 #[serde(deny_unknown_fields)]
 pub struct ChannelsSection {
     pub reconciliation_interval_seconds: u64,
+    pub push_dead_after_hours: u64,
+    pub unexplained_hold_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -117,6 +119,12 @@ impl Settings {
         }
         if self.channels.reconciliation_interval_seconds == 0 {
             bail!("channels.reconciliation_interval_seconds must be at least 1");
+        }
+        if self.channels.push_dead_after_hours == 0 {
+            bail!("channels.push_dead_after_hours must be at least 1");
+        }
+        if self.channels.unexplained_hold_seconds == 0 {
+            bail!("channels.unexplained_hold_seconds must be at least 1");
         }
         if self.maintenance.reservation_sweep_interval_ms == 0 {
             bail!("maintenance.reservation_sweep_interval_ms must be at least 1");
