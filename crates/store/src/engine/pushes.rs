@@ -30,8 +30,12 @@ pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
     sql.execute(
         &format!(
             "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
-             SELECT DISTINCT channel, sku, 'pending', 1, ?2, ?2 FROM listings
-             WHERE sku = ?1 OR sku IN (SELECT kit_sku FROM kit_components WHERE component_sku = ?1)
+             SELECT channel, sku, 'pending', 1, ?2, ?2 FROM (
+                 SELECT channel, sku FROM listings WHERE sku = ?1
+                 UNION
+                 SELECT l.channel, l.sku FROM listings l
+                 JOIN kit_components k ON k.kit_sku = l.sku WHERE k.component_sku = ?1
+             ) AS listed WHERE true
              {MARK_SELECTED}"
         ),
         args![sku, now],
