@@ -96,6 +96,13 @@ pub trait Sql {
     /// The database clock, in milliseconds since the epoch.
     fn now_ms(&mut self) -> i64;
 
+    /// Notes that what channels may sell of `sku` changed in this unit of work; the backend marks
+    /// the pushes once per SKU when the unit ends, inside its transaction.
+    fn defer_push_mark(&mut self, sku: &str);
+
+    /// The SKUs noted so far (emptied).
+    fn take_push_marks(&mut self) -> Vec<String>;
+
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

@@ -64,6 +64,8 @@ struct Stats {
 struct Conn<'a> {
     conn: &'a Connection,
     clock: &'a dyn Clock,
+    /// SKUs whose pushes are marked when the unit of work ends.
+    marks: std::collections::BTreeSet<String>,
 }
 
 fn db_error(sql: &str, e: rusqlite::Error) -> StoreError {
@@ -120,6 +122,16 @@ impl Sql for Conn<'_> {
 
     fn now_ms(&mut self) -> i64 {
         self.clock.now_ms()
+    }
+
+    fn defer_push_mark(&mut self, sku: &str) {
+        if !self.marks.contains(sku) {
+            self.marks.insert(sku.to_owned());
+        }
+    }
+
+    fn take_push_marks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.marks).into_iter().collect()
     }
 }
 
@@ -254,14 +266,27 @@ fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, job: Job) -> Finish {
             deliver: Box::new(move |_| drop(error)),
         };
     }
-    let mut sql = Conn { conn, clock };
-    let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
+    let mut sql = Conn {
+        conn,
+        clock,
+        marks: Default::default(),
+    };
+    let mut finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
         tracing::error!("a unit of work panicked; it was rolled back");
         Finish {
             ok: false,
             deliver: Box::new(|_| {}),
         }
     });
+    if finish.ok {
+        if let Err(e) = crate::engine::pushes::mark_deferred(&mut sql) {
+            let deliver = finish.deliver;
+            finish = Finish {
+                ok: false,
+                deliver: Box::new(move |_| deliver(Some(e))),
+            };
+        }
+    }
     let end = if finish.ok {
         "RELEASE unit"
     } else {
@@ -341,7 +366,11 @@ fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver
             tracing::error!(error = %e, "could not begin a read transaction");
             continue;
         }
-        let mut sql = Conn { conn, clock };
+        let mut sql = Conn {
+            conn,
+            clock,
+            marks: Default::default(),
+        };
         let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
         let _ = conn.execute_batch("COMMIT");
         if let Ok(f) = finish {

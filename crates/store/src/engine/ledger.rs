@@ -57,9 +57,10 @@ pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Opti
     let after = match entry.location {
         Some(location) if entry.delta_on_hand != 0 || entry.delta_committed != 0 => {
             let after = change_level(sql, entry, location)?;
-            // What channels may sell changed: mark every channel that lists it, in this same
-            // transaction, so that the change is pushed even if the process dies right after.
-            super::pushes::mark(sql, entry.sku)?;
+            // What channels may sell changed: every channel that lists it is marked when this
+            // unit of work ends (once per SKU), in this same transaction, so that the change is
+            // pushed even if the process dies right after.
+            sql.defer_push_mark(entry.sku);
             Some(after)
         }
         _ => None,

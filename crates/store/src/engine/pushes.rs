@@ -43,6 +43,14 @@ pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
     Ok(())
 }
 
+/// Marks the SKUs a unit of work noted (`Sql::defer_push_mark`), once each.
+pub fn mark_deferred(sql: &mut dyn Sql) -> Result<()> {
+    for sku in sql.take_push_marks() {
+        mark(sql, &sku)?;
+    }
+    Ok(())
+}
+
 /// Marks one SKU on one channel (after discovery, or an operator's resync).
 pub fn mark_channel_sku(sql: &mut dyn Sql, channel: &str, sku: &str) -> Result<()> {
     let now = sql.now_ms();
