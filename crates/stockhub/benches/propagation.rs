@@ -1053,6 +1053,8 @@ struct OrderTiming {
     /// by the end of the observation, arrival to that end (a lower bound, `censored`).
     latency_us: Option<u64>,
     censored: bool,
+    /// Per other channel: that channel had not acknowledged it when the observation ended.
+    per_channel_censored: [bool; 3],
     /// Per other channel, arrival to that channel showing it.
     per_channel_us: [Option<u64>; 3],
     /// Another channel sold one of the order's SKUs itself and stockhub had not heard of that
@@ -1710,6 +1712,7 @@ fn analyse(o: &Observed<'_>) -> Analysis {
         let mut per_channel: [Option<u64>; 3] = [Some(0); 3];
         per_channel[order.channel] = None;
         let (mut missing, mut contended) = (false, false);
+        let mut per_channel_censored = [false; 3];
         for (s, _) in &order.lines {
             let committed: i64 = lines_of[*s]
                 .iter()
@@ -1769,6 +1772,7 @@ fn analyse(o: &Observed<'_>) -> Analysis {
                     }
                     None => {
                         missing = true;
+                        per_channel_censored[channel] = true;
                         if let Some(v) = slot.as_mut() {
                             *v = (*v).max(o.until_us.saturating_sub(arrived));
                         }
@@ -1785,6 +1789,7 @@ fn analyse(o: &Observed<'_>) -> Analysis {
             answered_us: answered,
             latency_us: latency,
             censored: missing,
+            per_channel_censored,
             per_channel_us: per_channel,
             contended,
         }));
@@ -1964,7 +1969,7 @@ fn print_details(r: &RunResult) {
         let to = summary_marked(
             r.measured
                 .iter()
-                .filter_map(|t| t.per_channel_us[c].map(|v| (v, t.censored))),
+                .filter_map(|t| t.per_channel_us[c].map(|v| (v, t.per_channel_censored[c]))),
         );
         let from = r.measured.iter().filter(|t| t.channel == c);
         let lag = summary(

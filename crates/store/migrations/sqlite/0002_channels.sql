@@ -35,6 +35,8 @@ CREATE TABLE listings (
     UNIQUE (channel, listing_key)
 );
 CREATE INDEX listings_by_sku ON listings (sku, channel);
+-- The push engine's hold (`u`) counts a channel's orders of one SKU since a time.
+CREATE INDEX ledger_by_channel_sku_at ON ledger (channel, sku, at) WHERE channel IS NOT NULL;
 CREATE INDEX listings_by_variant ON listings (channel, variant_ref);
 
 -- "(channel, SKU) must be brought to the current sellable quantity". Marked in the same
