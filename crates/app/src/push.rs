@@ -480,7 +480,6 @@ fn listing_ref(t: &Target) -> ListingRef {
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    use stockhub_store::Clock;
+    stockhub_store::SystemClock.now_ms()
 }

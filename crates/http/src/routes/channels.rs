@@ -428,10 +428,10 @@ pub async fn backfill(
     State(state): State<AppState>,
     ApiPath(code): ApiPath<String>,
 ) -> ApiResult<Json<Json_>> {
-    let day_ago = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-        - 24 * 3600 * 1000;
+    let day_ago = {
+        use stockhub_store::Clock;
+        stockhub_store::SystemClock.now_ms() - 24 * 3600 * 1000
+    };
     let read =
         stockhub_app::backfill::backfill(&state.store, &state.services.connectors, &code, day_ago)
             .await
