@@ -111,7 +111,7 @@ pub async fn receive(
                 ),
                 _ => (None, None, None),
             };
-            let verdict_text = match verdict {
+            let verdict_text = match &verdict {
                 Verdict::Valid => "valid",
                 Verdict::Invalid(_) => "invalid",
                 Verdict::Ping => "ping",
@@ -123,12 +123,12 @@ pub async fn receive(
                     topic: topic.as_deref(),
                     dedupe_key: key.as_deref(),
                     delivery_id: delivery_id.as_deref(),
-                    headers: stored_headers,
+                    headers: stored_headers.clone(),
                     body: &body_owned,
                     verdict: verdict_text,
                 },
             )?;
-            match (verdict, archived, &identity) {
+            match (&verdict, archived, &identity) {
                 (Verdict::Invalid(why), Archived::New(id), _) => Ok((
                     401,
                     json!({ "event_id": id, "outcome": "rejected", "detail": why }),

@@ -183,11 +183,11 @@ pub async fn run<T, F>(
     state: &AppState,
     caller: Caller,
     canonical: &Json_,
-    f: F,
+    mut f: F,
 ) -> ApiResult<Response>
 where
     T: serde::Serialize + Send + 'static,
-    F: FnOnce(&mut dyn Sql, &Ctx) -> stockhub_store::Result<(StatusCode, T)> + Send + 'static,
+    F: FnMut(&mut dyn Sql, &Ctx) -> stockhub_store::Result<(StatusCode, T)> + Send + 'static,
 {
     let ctx = caller.ctx.clone();
     let Some(key) = caller.key.clone() else {

@@ -28,7 +28,7 @@ use stockhub_store::model::{
     ChannelInput, Ctx, LocationInput, Movement, MovementItem, OrderSnapshot, SnapshotLine,
     VariantInput,
 };
-use stockhub_store::sqlite::SqliteOptions;
+use stockhub_store::StoreOptions;
 use stockhub_store::{CommitStats, Store, SystemClock};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stockhub");
@@ -631,14 +631,14 @@ async fn run_in_process(
     clients: usize,
     seconds: u64,
 ) -> RunResult {
-    let options = SqliteOptions {
+    let options = StoreOptions {
         group_max,
-        ..SqliteOptions::default()
+        ..StoreOptions::default()
     };
     let store = stockhub_store::open(
         path.to_str().expect("utf-8 path"),
         Arc::new(SystemClock),
-        options,
+        &options,
     )
     .expect("open the store");
     let setup = store.clone();
@@ -764,7 +764,7 @@ fn main() {
     let grouped = runtime.block_on(run_in_process(
         "in-process, group commit",
         &dir.path().join("grouped.db"),
-        SqliteOptions::default().group_max,
+        StoreOptions::default().group_max,
         clients,
         seconds,
     ));

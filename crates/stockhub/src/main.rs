@@ -33,7 +33,8 @@ struct Cli {
 
 #[derive(Debug, clap::Args)]
 struct DbArg {
-    /// The database: a SQLite file path or sqlite://PATH [default: stockhub.db; env: STOCKHUB_DB]
+    /// The database: a SQLite file path, sqlite://PATH, or postgres://USER@HOST:PORT/DATABASE
+    /// [default: stockhub.db; env: STOCKHUB_DB]
     #[arg(long, value_name = "URL")]
     db: Option<String>,
 }

@@ -21,9 +21,14 @@ pub fn open_store(settings: &Settings) -> anyhow::Result<Store> {
     stockhub_store::open(
         &settings.db,
         Arc::new(SystemClock),
-        settings.storage_options(),
+        &settings.storage_options(),
     )
-    .with_context(|| format!("opening the database {}", settings.db))
+    .with_context(|| {
+        format!(
+            "opening the database {}",
+            stockhub_store::postgres::redact(&settings.db)
+        )
+    })
 }
 
 /// A stockhub serving on its listener, with its loops, until [`Server::stop`].

@@ -40,6 +40,7 @@ pub struct StorageSection {
     pub group_max: usize,
     pub queue_capacity: usize,
     pub readers: usize,
+    pub writers: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -112,9 +113,11 @@ impl Settings {
         if self.storage.group_max == 0
             || self.storage.queue_capacity == 0
             || self.storage.readers == 0
+            || self.storage.writers == 0
         {
             bail!(
-                "storage.group_max, storage.queue_capacity and storage.readers must be at least 1"
+                "storage.group_max, storage.queue_capacity, storage.readers and storage.writers \
+                 must be at least 1"
             );
         }
         if self.channels.reconciliation_interval_seconds == 0 {
@@ -143,11 +146,12 @@ impl Settings {
         Ok(())
     }
 
-    pub fn storage_options(&self) -> stockhub_store::sqlite::SqliteOptions {
-        stockhub_store::sqlite::SqliteOptions {
+    pub fn storage_options(&self) -> stockhub_store::StoreOptions {
+        stockhub_store::StoreOptions {
             queue_capacity: self.storage.queue_capacity,
             group_max: self.storage.group_max,
             readers: self.storage.readers,
+            writers: self.storage.writers,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The database clock. SQLite has no server, so its clock is the clock of the one process that
-//! owns the file; tests substitute a manual clock to expire reservations without sleeping.
+//! owns the file; PostgreSQL's is the server's. Tests substitute a manual clock to expire
+//! reservations without sleeping.
 
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -7,6 +8,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 pub trait Clock: Send + Sync + std::fmt::Debug {
     fn now_ms(&self) -> i64;
+
+    /// Whether this is the real time of day. A backend with a server of its own (PostgreSQL)
+    /// then uses the server's clock instead, so that every process agrees on times.
+    fn is_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 #[derive(Debug, Default, Clone, Copy)]
@@ -17,6 +24,10 @@ impl Clock for SystemClock {
         SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+    }
+
+    fn is_wall_clock(&self) -> bool {
+        true
     }
 }
 

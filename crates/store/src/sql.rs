@@ -103,6 +103,13 @@ pub trait Sql {
     /// The SKUs noted so far (emptied).
     fn take_push_marks(&mut self) -> Vec<String>;
 
+    /// Whether other transactions write at the same time (PostgreSQL: other connections and
+    /// processes). The engine then locks the rows it reads for a change before reading them, in
+    /// a fixed order; with a single writer (SQLite) every read in a write unit is already current.
+    fn has_concurrent_writers(&self) -> bool {
+        false
+    }
+
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

@@ -258,7 +258,7 @@ struct Signals {
 }
 
 /// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
-fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, job: Job) -> Finish {
+fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, mut job: Job) -> Finish {
     if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
         let error = db_error("SAVEPOINT", e);
         return Finish {
@@ -355,7 +355,7 @@ fn write_loop(
 
 fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver<Job>>) {
     loop {
-        let job = match rx.lock() {
+        let mut job = match rx.lock() {
             Ok(guard) => match guard.recv() {
                 Ok(job) => job,
                 Err(_) => return,

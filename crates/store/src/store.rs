@@ -18,8 +18,10 @@ pub struct Finish {
     pub deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
-/// A type-erased unit of work.
-pub type Job = Box<dyn FnOnce(&mut dyn Sql) -> Finish + Send>;
+/// A type-erased unit of work. A backend may run it more than once — after a conflict with a
+/// concurrent transaction it is rolled back and run again — and delivers only the last run's
+/// result.
+pub type Job = Box<dyn FnMut(&mut dyn Sql) -> Finish + Send>;
 
 /// How many transactions committed and how many units of work they carried: the ratio is what
 /// group commit buys.
@@ -49,21 +51,26 @@ pub struct Store {
     backend: Arc<dyn Backend>,
 }
 
-fn job<T, F>(f: F) -> (Job, oneshot::Receiver<Result<T>>)
+fn job<T, F>(mut f: F) -> (Job, oneshot::Receiver<Result<T>>)
 where
     T: Send + 'static,
-    F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+    F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
+    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
     let job: Job = Box::new(move |sql: &mut dyn Sql| {
         let result = f(sql);
+        let tx = tx.clone();
         Finish {
             ok: result.is_ok(),
             deliver: Box::new(move |commit_error| {
-                let _ = tx.send(match commit_error {
-                    Some(e) => Err(e),
-                    None => result,
-                });
+                let sender = tx.lock().ok().and_then(|mut t| t.take());
+                if let Some(sender) = sender {
+                    let _ = sender.send(match commit_error {
+                        Some(e) => Err(e),
+                        None => result,
+                    });
+                }
             }),
         }
     });
@@ -80,7 +87,7 @@ impl Store {
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+        F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
         let (job, rx) = job(f);
         self.backend.enqueue_write(job).await?;
@@ -91,7 +98,7 @@ impl Store {
     pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+        F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
         let (job, rx) = job(f);
         self.backend.enqueue_write_blocking(job)?;
@@ -101,7 +108,7 @@ impl Store {
     pub async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+        F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
         let (job, rx) = job(f);
         self.backend.enqueue_read(job)?;
@@ -111,7 +118,7 @@ impl Store {
     pub fn read_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn Sql) -> Result<T> + Send + 'static,
+        F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
     {
         let (job, rx) = job(f);
         self.backend.enqueue_read(job)?;
@@ -152,7 +159,20 @@ impl Store {
                 })
                 .await
             }
-            other => Ok(serde_json::json!({ "backend": other })),
+            _ => {
+                self.write(|sql| {
+                    let synchronous_commit = sql.query("SHOW synchronous_commit", &[])?[0].text(0);
+                    let fsync = sql.query("SHOW fsync", &[])?[0].text(0);
+                    let isolation = sql.query("SHOW transaction_isolation", &[])?[0].text(0);
+                    Ok(serde_json::json!({
+                        "backend": "postgres",
+                        "synchronous_commit": synchronous_commit,
+                        "fsync": fsync,
+                        "transaction_isolation": isolation,
+                    }))
+                })
+                .await
+            }
         }
     }
 }

@@ -1,5 +1,6 @@
 //! A differential property test of the store. Random sequences of operations run twice: through
-//! the engine's units of work on a real SQLite file (with a manual clock), and through a small
+//! the engine's units of work on a real database (with a manual clock) — a SQLite file, and a
+//! PostgreSQL schema whose writes are spread over several connections — and through a small
 //! reference model written here from the semantics alone (maps and vectors, no SQL, nothing
 //! shared with the engine but its input and output types). After every step both must agree on
 //! whether the operation was refused and why, on every stock level, on what every channel may
@@ -21,8 +22,8 @@ use stockhub_store::model::{
     MovementResult, OrderSnapshot, OrderView, Reservation, ReserveInput, SnapshotLine, StockView,
     UnmappedLine, VariantInput,
 };
-use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
-use stockhub_store::{ManualClock, Store, StoreError};
+use stockhub_store::testing::{test_database, TestBackend, TestDatabase};
+use stockhub_store::{ManualClock, Store, StoreError, StoreOptions};
 
 // ---------------------------------------------------------------------------------------------
 // The little world every case starts from.
@@ -1591,23 +1592,26 @@ struct Harness {
     /// The engine's unmapped queue as of the last step (resolving picks an entry of it).
     unmapped: Vec<UnmappedLine>,
     last_batch: Vec<MovementItem>,
-    _dir: tempfile::TempDir,
+    _db: TestDatabase,
 }
 
 impl Harness {
-    fn new() -> Result<Self, TestCaseError> {
-        let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    /// `None` when the PostgreSQL half does not run here.
+    fn new(backend: TestBackend) -> Result<Option<Self>, TestCaseError> {
+        let Some(db) = test_database(backend, "differential") else {
+            return Ok(None);
+        };
         let clock = ManualClock::new(CLOCK_START_MS);
-        let backend = SqliteBackend::open(
-            &dir.path().join("differential.db"),
+        let store = stockhub_store::open(
+            &db.url,
             Arc::new(clock.clone()),
-            SqliteOptions {
+            &StoreOptions {
                 readers: 1,
-                ..SqliteOptions::default()
+                writers: 3,
+                ..StoreOptions::default()
             },
         )
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
-        let store = Store::new(Arc::new(backend));
         store
             .write_blocking(|sql| {
                 for l in LOCATIONS {
@@ -1643,7 +1647,7 @@ impl Harness {
             model: Model::new(),
             unmapped: Vec::new(),
             last_batch: Vec::new(),
-            _dir: dir,
+            _db: db,
         };
         let receipts = INITIAL_STOCK
             .iter()
@@ -1661,13 +1665,13 @@ impl Harness {
         prop_assert_eq!(&engine, &model, "initial receipts");
         prop_assert!(engine.is_ok(), "initial receipts refused: {:?}", engine);
         harness.check("setup", true)?;
-        Ok(harness)
+        Ok(Some(harness))
     }
 
     fn write<T, F>(&self, f: F) -> Result<T, String>
     where
         T: Send + 'static,
-        F: FnOnce(&mut dyn stockhub_store::Sql) -> stockhub_store::Result<T> + Send + 'static,
+        F: FnMut(&mut dyn stockhub_store::Sql) -> stockhub_store::Result<T> + Send + 'static,
     {
         self.store.write_blocking(f).map_err(|e| refusal(&e))
     }
@@ -2119,17 +2123,17 @@ impl Harness {
                     views.push(stock::stock_view(sql, s)?);
                 }
                 let mut found = Vec::new();
-                for key in keys {
+                for key in &keys {
                     let view = match orders::get_order(sql, &key.0, &key.1) {
                         Ok(view) => Some(view),
                         Err(e) if e.kind() == "unknown-order" => None,
                         Err(e) => return Err(e),
                     };
-                    found.push((key, view));
+                    found.push((key.clone(), view));
                 }
                 let unmapped = orders::unmapped(sql, None, 1000)?;
                 let mut held = Vec::new();
-                for id in ids {
+                for &id in &ids {
                     held.push(reservations::get(sql, id)?);
                 }
                 let report = if with_verify {
@@ -2304,8 +2308,10 @@ fn amount(spec: u8, room: i64) -> i64 {
     }
 }
 
-fn run_case(ops: &[Op]) -> Result<(), TestCaseError> {
-    let mut harness = Harness::new()?;
+fn run_case(backend: TestBackend, ops: &[Op]) -> Result<(), TestCaseError> {
+    let Some(mut harness) = Harness::new(backend)? else {
+        return Ok(());
+    };
     for (step, op) in ops.iter().enumerate() {
         harness.clock.advance_ms(1);
         harness.model.now_ms += 1;
@@ -2345,7 +2351,12 @@ proptest! {
     })]
 
     #[test]
-    fn engine_agrees_with_the_reference_model(ops in case()) {
-        run_case(&ops)?;
+    fn engine_agrees_with_the_reference_model_on_sqlite(ops in case()) {
+        run_case(TestBackend::Sqlite, &ops)?;
+    }
+
+    #[test]
+    fn engine_agrees_with_the_reference_model_on_postgres(ops in case()) {
+        run_case(TestBackend::Postgres, &ops)?;
     }
 }

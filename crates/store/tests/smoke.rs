@@ -1,12 +1,12 @@
-//! A walk through the main units of work on a real SQLite file.
+//! A walk through the main units of work on a real database, on each backend.
 
 use std::sync::Arc;
 
 use stockhub_core::{ChannelRules, Code, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
 use stockhub_store::model::*;
-use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
-use stockhub_store::{ManualClock, Store, StoreError};
+use stockhub_store::testing::test_database;
+use stockhub_store::{ManualClock, StoreError, StoreOptions};
 
 fn ctx() -> Ctx {
     Ctx {
@@ -24,17 +24,11 @@ fn code(s: &str) -> Code {
     Code::parse("code", s).unwrap()
 }
 
-#[test]
-fn order_flow_and_verify() {
-    let dir = tempfile::tempdir().unwrap();
+stockhub_store::test_on_both_backends! {
+fn order_flow_and_verify(backend) {
+    let Some(db) = test_database(backend, "smoke") else { return };
     let clock = ManualClock::new(1_000_000);
-    let backend = SqliteBackend::open(
-        &dir.path().join("t.db"),
-        Arc::new(clock.clone()),
-        SqliteOptions::default(),
-    )
-    .unwrap();
-    let store = Store::new(Arc::new(backend));
+    let store = stockhub_store::open(&db.url, Arc::new(clock.clone()), &StoreOptions::default()).unwrap();
     store
         .write_blocking(|sql| {
             for l in ["a", "b"] {
@@ -208,4 +202,5 @@ fn order_flow_and_verify() {
     let report = store.read_blocking(verify::verify).unwrap();
     assert!(report.differences.is_empty(), "{:#?}", report.differences);
     assert!(report.ledger_entries > 5);
+}
 }

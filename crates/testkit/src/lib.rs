@@ -8,7 +8,7 @@ use std::sync::Arc;
 use serde_json::Value;
 use stockhub_app::push::{PushSettings, PushWorker};
 use stockhub_http::{AppState, HttpSettings, Services};
-use stockhub_store::sqlite::SqliteOptions;
+use stockhub_store::StoreOptions;
 use stockhub_store::{Clock, Store, SystemClock};
 
 pub struct TestApp {
@@ -60,7 +60,7 @@ pub async fn spawn_app_full(
     let store = stockhub_store::open(
         db_path.to_str().expect("utf-8 path"),
         clock,
-        SqliteOptions::default(),
+        &StoreOptions::default(),
     )
     .expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -241,9 +241,9 @@ pub fn list_variants(sql: &mut dyn Sql, filter: &VariantFilter) -> Result<Vec<Va
     let rows = sql.query(
         &format!(
             "SELECT {VARIANT_COLUMNS} FROM variants
-             WHERE (?1 IS NULL OR product_id = ?1)
-               AND (?2 IS NULL OR (sku >= ?2 AND sku < ?3))
-               AND (?4 IS NULL OR sku > ?4)
+             WHERE (product_id = ?1 OR ?1 IS NULL)
+               AND ((sku >= ?2 AND sku < ?3) OR ?2 IS NULL)
+               AND (sku > ?4 OR ?4 IS NULL)
              ORDER BY sku LIMIT ?5"
         ),
         args![

@@ -151,8 +151,8 @@ pub fn list(
         .query(
             &format!(
                 "SELECT {EVENT_COLUMNS} FROM inbound_events
-                 WHERE (?1 IS NULL OR channel = ?1) AND (?2 IS NULL OR outcome = ?2)
-                   AND (?3 IS NULL OR id < ?3)
+                 WHERE (channel = ?1 OR ?1 IS NULL) AND (outcome = ?2 OR ?2 IS NULL)
+                   AND (id < ?3 OR ?3 IS NULL)
                  ORDER BY id DESC LIMIT ?4"
             ),
             args![channel, outcome, cursor, limit],

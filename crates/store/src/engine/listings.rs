@@ -225,8 +225,8 @@ pub fn list(
     Ok(sql
         .query(
             &format!(
-                "SELECT {LISTING_COLUMNS} FROM listings WHERE channel = ?1 AND (?2 IS NULL OR sku = ?2)
-                 AND (?3 IS NULL OR listing_key > ?3) ORDER BY listing_key LIMIT ?4"
+                "SELECT {LISTING_COLUMNS} FROM listings WHERE channel = ?1 AND (sku = ?2 OR ?2 IS NULL)
+                 AND (listing_key > ?3 OR ?3 IS NULL) ORDER BY listing_key LIMIT ?4"
             ),
             args![channel, sku, after_key, limit],
         )?

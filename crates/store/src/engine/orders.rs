@@ -705,7 +705,7 @@ pub fn unmapped(sql: &mut dyn Sql, after_id: Option<i64>, limit: i64) -> Result<
         .query(
             "SELECT ol.id, o.channel, o.external_id, ol.line_id, ol.channel_sku, ol.wanted
              FROM order_lines ol JOIN orders o ON o.id = ol.order_id
-             WHERE ol.sku IS NULL AND (?1 IS NULL OR ol.id > ?1) ORDER BY ol.id LIMIT ?2",
+             WHERE ol.sku IS NULL AND (ol.id > ?1 OR ?1 IS NULL) ORDER BY ol.id LIMIT ?2",
             args![after_id, limit],
         )?
         .iter()

@@ -30,7 +30,7 @@ pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
     sql.execute(
         &format!(
             "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
-             SELECT channel, sku, 'pending', 1, ?2, ?2 FROM (
+             SELECT channel, sku, 'pending', 1, CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) FROM (
                  SELECT channel, sku FROM listings WHERE sku = ?1
                  UNION
                  SELECT l.channel, l.sku FROM listings l
@@ -57,7 +57,7 @@ pub fn mark_channel_sku(sql: &mut dyn Sql, channel: &str, sku: &str) -> Result<(
     sql.execute(
         &format!(
             "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
-             SELECT DISTINCT channel, sku, 'pending', 1, ?3, ?3 FROM listings
+             SELECT DISTINCT channel, sku, 'pending', 1, CAST(?3 AS BIGINT), CAST(?3 AS BIGINT) FROM listings
              WHERE channel = ?1 AND sku = ?2 {MARK_SELECTED}"
         ),
         args![channel, sku, now],
@@ -71,7 +71,7 @@ pub fn mark_channel(sql: &mut dyn Sql, channel: &str) -> Result<u64> {
     sql.execute(
         &format!(
             "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
-             SELECT DISTINCT channel, sku, 'pending', 1, ?2, ?2 FROM listings
+             SELECT DISTINCT channel, sku, 'pending', 1, CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) FROM listings
              WHERE channel = ?1 AND sku IS NOT NULL {MARK_SELECTED}"
         ),
         args![channel, now],
@@ -394,7 +394,7 @@ pub fn list(
     Ok(sql
         .query(
             "SELECT channel, sku, state, marked_at, attempts, first_failed_at, next_attempt_at, last_error
-             FROM push_marks WHERE (?1 IS NULL OR state = ?1) AND (?2 IS NULL OR channel = ?2)
+             FROM push_marks WHERE (state = ?1 OR ?1 IS NULL) AND (channel = ?2 OR ?2 IS NULL)
              ORDER BY marked_at, channel, sku LIMIT ?3",
             args![state, channel, limit],
         )?
@@ -417,8 +417,8 @@ pub fn retry_dead(sql: &mut dyn Sql, channel: Option<&str>, sku: Option<&str>) -
     let now = sql.now_ms();
     sql.execute(
         "UPDATE push_marks SET state = 'pending', attempts = 0, first_failed_at = NULL,
-             next_attempt_at = ?3 WHERE state = 'dead' AND (?1 IS NULL OR channel = ?1)
-             AND (?2 IS NULL OR sku = ?2)",
+             next_attempt_at = ?3 WHERE state = 'dead' AND (channel = ?1 OR ?1 IS NULL)
+             AND (sku = ?2 OR ?2 IS NULL)",
         args![channel, sku, now],
     )
 }

@@ -180,7 +180,7 @@ fn add_to_allocation(
         "INSERT INTO allocations (holder_kind, holder_id, location, recipe, committed)
          VALUES (?1, ?2, ?3, ?4, ?5)
          ON CONFLICT (holder_kind, holder_id, location, recipe) WHERE shipped = 0
-         DO UPDATE SET committed = committed + excluded.committed
+         DO UPDATE SET committed = allocations.committed + excluded.committed
          RETURNING id",
         args![holder.kind(), holder.id(), location, recipe_json, units],
     )?;

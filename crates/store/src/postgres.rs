@@ -1,0 +1,726 @@
+//! The scale-out backend: any number of stockhub processes on one PostgreSQL database.
+//!
+//! Correctness comes from the database, never from a lock in this process. Each process runs a
+//! few writer connections; each writer commits the units of work queued to it in groups (one
+//! transaction, one WAL flush for many), every unit inside its own savepoint, as the SQLite
+//! backend does. Because other writers — in this process and in others — change the same rows
+//! at the same time, the engine locks the stock levels it is about to read for a change in a
+//! fixed (SKU, location) order (`Sql::has_concurrent_writers`), and a unit that meets a conflict
+//! anyway (a deadlock, a lock it may not wait for, a row another transaction inserted first) is
+//! rolled back to its savepoint and run again in the writer's next transaction.
+//!
+//! Waiting for a lock is safe only for the first unit of a transaction: it holds no lock taken
+//! by an earlier unit, so nothing can wait for it in a cycle. Later units of the same group may
+//! wait only briefly (`lock_timeout`); a unit that would wait longer goes first in the next group.
+//!
+//! Reads run on their own connections in `REPEATABLE READ READ ONLY` transactions: one
+//! consistent snapshot per unit of read work.
+
+use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use postgres::error::SqlState;
+use postgres::types::{FromSql, IsNull, ToSql, Type};
+use postgres::{Client, NoTls, Statement};
+use tokio::sync::mpsc;
+
+use crate::clock::Clock;
+use crate::error::{Result, StoreError};
+use crate::sql::{Row, Sql, Value};
+use crate::store::{Backend, CommitStats, Finish, Job};
+
+/// Migrations in order; each runs once, recorded in `schema_migrations`, under an advisory lock
+/// so that processes starting together apply each exactly once.
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../migrations/postgres/0001_foundation.sql"),
+    ),
+    (2, include_str!("../migrations/postgres/0002_channels.sql")),
+];
+
+/// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).
+const MIGRATION_LOCK: i64 = 0x73746f636b687562;
+
+/// How often a unit of work is run again after conflicts before its error is returned.
+const MAX_ATTEMPTS: u32 = 50;
+
+/// How long a unit that is not the first of its transaction may wait for a lock.
+const LATER_UNIT_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '20ms'";
+
+/// Tuning of the PostgreSQL backend.
+#[derive(Debug, Clone)]
+pub struct PostgresOptions {
+    /// Units of work queued for the writers before callers wait.
+    pub queue_capacity: usize,
+    /// Most units of work committed in one transaction.
+    pub group_max: usize,
+    /// Write connections of this process; each commits its own groups.
+    pub writers: usize,
+    /// Read-only connections of this process.
+    pub readers: usize,
+}
+
+impl Default for PostgresOptions {
+    fn default() -> Self {
+        Self {
+            queue_capacity: 8192,
+            group_max: 256,
+            writers: 4,
+            readers: 4,
+        }
+    }
+}
+
+pub struct PostgresBackend {
+    writes: mpsc::Sender<Job>,
+    committed: tokio::sync::watch::Receiver<u64>,
+    reads: Mutex<std_mpsc::SyncSender<Job>>,
+    stats: Arc<Stats>,
+}
+
+#[derive(Default)]
+struct Stats {
+    commits: AtomicU64,
+    operations: AtomicU64,
+    retries: AtomicU64,
+}
+
+/// Turns the engine's `?1, ?2` placeholders into PostgreSQL's `$1, $2`, leaving quoted text alone.
+pub fn translate_placeholders(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut in_quote = false;
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_quote = !in_quote;
+                out.push(c);
+            }
+            '?' if !in_quote && chars.peek().is_some_and(char::is_ascii_digit) => out.push('$'),
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+type BoxError = Box<dyn std::error::Error + Sync + Send>;
+
+/// Binds a `Value` to whatever type PostgreSQL inferred for the parameter.
+impl ToSql for Value {
+    fn to_sql(&self, ty: &Type, out: &mut BytesMut) -> std::result::Result<IsNull, BoxError> {
+        match self {
+            Value::Null => Ok(IsNull::Yes),
+            Value::Int(v) => match *ty {
+                Type::INT8 => v.to_sql(ty, out),
+                Type::INT4 => i32::try_from(*v)?.to_sql(ty, out),
+                Type::INT2 => i16::try_from(*v)?.to_sql(ty, out),
+                Type::BOOL => (*v != 0).to_sql(ty, out),
+                Type::FLOAT8 => (*v as f64).to_sql(ty, out),
+                Type::BYTEA => v.to_string().into_bytes().to_sql(ty, out),
+                _ => v.to_string().to_sql(&Type::TEXT, out),
+            },
+            Value::Text(t) => match *ty {
+                Type::INT8 => t.parse::<i64>()?.to_sql(ty, out),
+                Type::INT4 => t.parse::<i32>()?.to_sql(ty, out),
+                Type::BYTEA => t.as_bytes().to_sql(ty, out),
+                _ => t.as_str().to_sql(&Type::TEXT, out),
+            },
+            Value::Blob(b) => match *ty {
+                Type::BYTEA => b.as_slice().to_sql(ty, out),
+                _ => String::from_utf8_lossy(b).as_ref().to_sql(&Type::TEXT, out),
+            },
+        }
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+
+    postgres::types::to_sql_checked!();
+}
+
+impl<'a> FromSql<'a> for Value {
+    fn from_sql(ty: &Type, raw: &'a [u8]) -> std::result::Result<Self, BoxError> {
+        Ok(match *ty {
+            Type::INT8 => Value::Int(i64::from_sql(ty, raw)?),
+            Type::INT4 => Value::Int(i64::from(i32::from_sql(ty, raw)?)),
+            Type::INT2 => Value::Int(i64::from(i16::from_sql(ty, raw)?)),
+            Type::OID => Value::Int(i64::from(u32::from_sql(ty, raw)?)),
+            Type::BOOL => Value::Int(i64::from(bool::from_sql(ty, raw)?)),
+            Type::FLOAT8 => Value::Int(f64::from_sql(ty, raw)? as i64),
+            Type::FLOAT4 => Value::Int(f32::from_sql(ty, raw)? as i64),
+            Type::NUMERIC => Value::Int(numeric_to_i64(raw)?),
+            Type::BYTEA => Value::Blob(raw.to_vec()),
+            _ => Value::Text(String::from_utf8(raw.to_vec())?),
+        })
+    }
+
+    fn from_sql_null(_: &Type) -> std::result::Result<Self, BoxError> {
+        Ok(Value::Null)
+    }
+
+    fn accepts(_: &Type) -> bool {
+        true
+    }
+}
+
+/// The integer part of a binary `numeric` (what `SUM` of a `bigint` column returns).
+fn numeric_to_i64(raw: &[u8]) -> std::result::Result<i64, BoxError> {
+    let word = |i: usize| -> std::result::Result<i16, BoxError> {
+        let b = raw
+            .get(i * 2..i * 2 + 2)
+            .ok_or("numeric value is truncated")?;
+        Ok(i16::from_be_bytes([b[0], b[1]]))
+    };
+    let (ndigits, weight, sign) = (word(0)?, word(1)?, word(2)? as u16);
+    if sign == 0xC000 {
+        return Err("NaN cannot be read as an integer".into());
+    }
+    let mut value: i128 = 0;
+    for i in 0..=i32::from(weight) {
+        let digit = if i < i32::from(ndigits) {
+            i128::from(word(4 + i as usize)?)
+        } else {
+            0
+        };
+        value = value * 10_000 + digit;
+    }
+    if sign == 0x4000 {
+        value = -value;
+    }
+    Ok(i64::try_from(value)?)
+}
+
+/// Whether a failed statement means "run the unit again", not "the unit is wrong".
+fn is_conflict(e: &postgres::Error) -> bool {
+    e.code().is_some_and(|c| {
+        *c == SqlState::T_R_DEADLOCK_DETECTED
+            || *c == SqlState::T_R_SERIALIZATION_FAILURE
+            || *c == SqlState::LOCK_NOT_AVAILABLE
+            || *c == SqlState::UNIQUE_VIOLATION
+    })
+}
+
+fn db_error(sql: &str, e: postgres::Error) -> StoreError {
+    let head: String = sql.split_whitespace().take(6).collect::<Vec<_>>().join(" ");
+    let detail = match e.as_db_error() {
+        Some(db) => format!("postgres: {head}: {} ({})", db.message(), db.code().code()),
+        None => format!("postgres: {head}"),
+    };
+    StoreError::database(detail, e)
+}
+
+/// One connection with its prepared statements.
+struct Connection {
+    client: Client,
+    statements: HashMap<String, Statement>,
+}
+
+impl Connection {
+    fn open(url: &str) -> Result<Self> {
+        let client = Client::connect(url, NoTls)
+            .map_err(|e| StoreError::database(format!("connecting to {}", redact(url)), e))?;
+        Ok(Self {
+            client,
+            statements: HashMap::new(),
+        })
+    }
+
+    fn prepare(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
+        if let Some(s) = self.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let statement = self.client.prepare(&translate_placeholders(sql))?;
+        if self.statements.len() >= 512 {
+            self.statements.clear();
+        }
+        self.statements.insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
+        self.client.batch_execute(sql)
+    }
+}
+
+/// A database URL with any password removed, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let user_info = &url[scheme + 3..at];
+            let user = user_info.split(':').next().unwrap_or("");
+            format!("{}{user}@{}", &url[..scheme + 3], &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Where a unit of work's time comes from: the database's clock, read once per transaction and
+/// advanced by this process's monotonic clock, or a clock the caller supplied (tests).
+enum TimeSource<'a> {
+    Database { at_start_ms: i64, started: Instant },
+    Given(&'a dyn Clock),
+}
+
+struct Conn<'a> {
+    conn: &'a mut Connection,
+    time: &'a TimeSource<'a>,
+    marks: std::collections::BTreeSet<String>,
+    /// A statement of this unit failed in a way that asks for the unit to run again.
+    conflict: bool,
+}
+
+impl Sql for Conn<'_> {
+    fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
+        let statement = self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        let rows = self
+            .conn
+            .client
+            .query(&statement, &params)
+            .map_err(|e| self.fail(sql, e))?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut values = Vec::with_capacity(row.len());
+            for i in 0..row.len() {
+                values.push(row.try_get::<_, Value>(i).map_err(|e| self.fail(sql, e))?);
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
+    }
+
+    fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        let statement = self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?;
+        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
+        self.conn
+            .client
+            .execute(&statement, &params)
+            .map_err(|e| self.fail(sql, e))
+    }
+
+    fn now_ms(&mut self) -> i64 {
+        match self.time {
+            TimeSource::Database {
+                at_start_ms,
+                started,
+            } => at_start_ms + i64::try_from(started.elapsed().as_millis()).unwrap_or(0),
+            TimeSource::Given(clock) => clock.now_ms(),
+        }
+    }
+
+    fn defer_push_mark(&mut self, sku: &str) {
+        if !self.marks.contains(sku) {
+            self.marks.insert(sku.to_owned());
+        }
+    }
+
+    fn take_push_marks(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.marks).into_iter().collect()
+    }
+
+    fn has_concurrent_writers(&self) -> bool {
+        true
+    }
+}
+
+impl Conn<'_> {
+    fn fail(&mut self, sql: &str, e: postgres::Error) -> StoreError {
+        if is_conflict(&e) {
+            self.conflict = true;
+        }
+        db_error(sql, e)
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let error = |e| StoreError::database("applying PostgreSQL migrations", e);
+    conn.batch(&format!(
+        "SELECT pg_advisory_lock({MIGRATION_LOCK});
+         CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);"
+    ))
+    .map_err(error)?;
+    let result = (|| {
+        for (version, script) in MIGRATIONS {
+            let applied = conn
+                .client
+                .query_opt(
+                    "SELECT 1 FROM schema_migrations WHERE version = $1",
+                    &[version],
+                )
+                .map_err(error)?
+                .is_some();
+            if !applied {
+                let mut tx = conn.client.transaction().map_err(error)?;
+                tx.batch_execute(script).map_err(error)?;
+                tx.execute(
+                    "INSERT INTO schema_migrations (version, applied_at)
+                     VALUES ($1, (extract(epoch FROM now()) * 1000)::bigint)",
+                    &[version],
+                )
+                .map_err(error)?;
+                tx.commit().map_err(error)?;
+            }
+        }
+        Ok(())
+    })();
+    conn.batch(&format!("SELECT pg_advisory_unlock({MIGRATION_LOCK})"))
+        .map_err(error)?;
+    result
+}
+
+/// The database clock in milliseconds since the epoch.
+fn database_now_ms(conn: &mut Connection) -> std::result::Result<i64, postgres::Error> {
+    let row = conn.client.query_one(
+        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+        &[],
+    )?;
+    row.try_get(0)
+}
+
+impl PostgresBackend {
+    /// Connects, applies migrations and starts the writer and reader connections. `clock` is
+    /// used only if it is not the system clock; otherwise times come from the database clock, so
+    /// that every process agrees on them.
+    pub fn open(url: &str, clock: Arc<dyn Clock>, options: PostgresOptions) -> Result<Self> {
+        let mut first = Connection::open(url)?;
+        migrate(&mut first)?;
+        let use_database_clock = clock.is_wall_clock();
+        let stats = Arc::new(Stats::default());
+        let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
+        let write_rx = Arc::new(Mutex::new(write_rx));
+        let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
+        let commit_signal = Arc::new(commit_signal);
+        let mut connections = vec![first];
+        for _ in 1..options.writers.max(1) {
+            connections.push(Connection::open(url)?);
+        }
+        for (i, mut conn) in connections.into_iter().enumerate() {
+            let (rx, stats, clock, signal, url) = (
+                write_rx.clone(),
+                stats.clone(),
+                clock.clone(),
+                commit_signal.clone(),
+                url.to_owned(),
+            );
+            let group_max = options.group_max;
+            thread::Builder::new()
+                .name(format!("postgres-writer-{i}"))
+                .spawn(move || {
+                    let clock = (!use_database_clock).then_some(&*clock);
+                    write_loop(&url, &mut conn, clock, &rx, group_max, &stats, &signal);
+                })
+                .map_err(|e| StoreError::database("starting a writer thread", e))?;
+        }
+        let (reads, read_rx) = std_mpsc::sync_channel::<Job>(options.queue_capacity);
+        let read_rx = Arc::new(Mutex::new(read_rx));
+        for i in 0..options.readers.max(1) {
+            let mut conn = Connection::open(url)?;
+            let (rx, clock) = (read_rx.clone(), clock.clone());
+            thread::Builder::new()
+                .name(format!("postgres-reader-{i}"))
+                .spawn(move || {
+                    let clock = (!use_database_clock).then_some(&*clock);
+                    read_loop(&mut conn, clock, &rx);
+                })
+                .map_err(|e| StoreError::database("starting a reader thread", e))?;
+        }
+        Ok(Self {
+            writes,
+            committed,
+            reads: Mutex::new(reads),
+            stats,
+        })
+    }
+}
+
+/// A queued unit of work and how often it has met a conflict.
+struct Pending {
+    job: Job,
+    attempts: u32,
+}
+
+/// What became of one unit inside a group transaction.
+enum Outcome {
+    Done(Finish),
+    Again(Pending),
+}
+
+fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) -> Outcome {
+    if let Err(e) = conn.batch("SAVEPOINT unit") {
+        let error = db_error("SAVEPOINT", e);
+        return Outcome::Done(Finish {
+            ok: false,
+            deliver: Box::new(move |_| drop(error)),
+        });
+    }
+    let mut sql = Conn {
+        conn,
+        time,
+        marks: Default::default(),
+        conflict: false,
+    };
+    let job = &mut pending.job;
+    let mut finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
+        tracing::error!("a unit of work panicked; it was rolled back");
+        Finish {
+            ok: false,
+            deliver: Box::new(|_| {}),
+        }
+    });
+    if finish.ok {
+        if let Err(e) = crate::engine::pushes::mark_deferred(&mut sql) {
+            let deliver = finish.deliver;
+            finish = Finish {
+                ok: false,
+                deliver: Box::new(move |_| deliver(Some(e))),
+            };
+        }
+    }
+    let conflict = sql.conflict;
+    let end = if finish.ok {
+        "RELEASE unit"
+    } else {
+        "ROLLBACK TO unit; RELEASE unit"
+    };
+    if let Err(e) = conn.batch(end) {
+        tracing::error!(error = %e, "ending a savepoint failed");
+    }
+    if conflict && !finish.ok && pending.attempts + 1 < MAX_ATTEMPTS {
+        pending.attempts += 1;
+        return Outcome::Again(pending);
+    }
+    Outcome::Done(finish)
+}
+
+fn write_loop(
+    url: &str,
+    conn: &mut Connection,
+    clock: Option<&dyn Clock>,
+    rx: &Mutex<mpsc::Receiver<Job>>,
+    group_max: usize,
+    stats: &Stats,
+    signal: &tokio::sync::watch::Sender<u64>,
+) {
+    // Units that met a conflict go first in the next transaction.
+    let mut again: VecDeque<Pending> = VecDeque::new();
+    let mut group: Vec<Pending> = Vec::with_capacity(group_max);
+    loop {
+        group.extend(again.drain(..));
+        {
+            let Ok(mut rx) = rx.lock() else { return };
+            if group.is_empty() {
+                match rx.blocking_recv() {
+                    Some(job) => group.push(Pending { job, attempts: 0 }),
+                    None => return,
+                }
+            }
+            while group.len() < group_max {
+                match rx.try_recv() {
+                    Ok(job) => group.push(Pending { job, attempts: 0 }),
+                    Err(_) => break,
+                }
+            }
+        }
+        if let Err(e) = conn.batch("BEGIN") {
+            tracing::error!(error = %e, "could not begin a write transaction; retrying");
+            thread::sleep(Duration::from_millis(200));
+            if conn.client.is_closed() {
+                match Connection::open(url) {
+                    Ok(fresh) => *conn = fresh,
+                    Err(e) => tracing::error!(error = %e, "reconnecting to PostgreSQL failed"),
+                }
+            }
+            again.extend(group.drain(..));
+            continue;
+        }
+        let time = match clock {
+            Some(clock) => TimeSource::Given(clock),
+            None => match database_now_ms(conn) {
+                Ok(at_start_ms) => TimeSource::Database {
+                    at_start_ms,
+                    started: Instant::now(),
+                },
+                Err(e) => {
+                    tracing::error!(error = %e, "reading the database clock failed");
+                    let _ = conn.batch("ROLLBACK");
+                    again.extend(group.drain(..));
+                    thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
+            },
+        };
+        let mut finished = Vec::with_capacity(group.len());
+        let mut retried: Vec<Pending> = Vec::new();
+        for (i, pending) in group.drain(..).enumerate() {
+            if i == 1 {
+                if let Err(e) = conn.batch(LATER_UNIT_LOCK_TIMEOUT) {
+                    tracing::error!(error = %e, "setting the lock timeout failed");
+                }
+            }
+            match run_unit(conn, &time, pending) {
+                Outcome::Done(f) => finished.push(f),
+                Outcome::Again(p) => retried.push(p),
+            }
+        }
+        let operations = finished.len() as u64;
+        match conn.batch("COMMIT") {
+            Ok(()) => {
+                stats.commits.fetch_add(1, Ordering::Relaxed);
+                stats.operations.fetch_add(operations, Ordering::Relaxed);
+                stats
+                    .retries
+                    .fetch_add(retried.len() as u64, Ordering::Relaxed);
+                if operations > 0 {
+                    signal.send_modify(|n| *n += 1);
+                }
+                for f in finished {
+                    (f.deliver)(None);
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "group commit failed; every unit in it is refused");
+                let _ = conn.batch("ROLLBACK");
+                let message = e.to_string();
+                for f in finished {
+                    (f.deliver)(Some(StoreError::database(
+                        "commit",
+                        std::io::Error::other(message.clone()),
+                    )));
+                }
+            }
+        }
+        again.extend(retried);
+    }
+}
+
+fn read_loop(
+    conn: &mut Connection,
+    clock: Option<&dyn Clock>,
+    rx: &Mutex<std_mpsc::Receiver<Job>>,
+) {
+    loop {
+        let mut job = match rx.lock() {
+            Ok(guard) => match guard.recv() {
+                Ok(job) => job,
+                Err(_) => return,
+            },
+            Err(_) => return,
+        };
+        if let Err(e) = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
+            tracing::error!(error = %e, "could not begin a read transaction");
+            continue;
+        }
+        let time = match clock {
+            Some(clock) => TimeSource::Given(clock),
+            None => TimeSource::Database {
+                at_start_ms: database_now_ms(conn).unwrap_or_default(),
+                started: Instant::now(),
+            },
+        };
+        let mut sql = Conn {
+            conn,
+            time: &time,
+            marks: Default::default(),
+            conflict: false,
+        };
+        let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
+        let _ = conn.batch("COMMIT");
+        if let Ok(f) = finish {
+            (f.deliver)(None);
+        }
+    }
+}
+
+impl Backend for PostgresBackend {
+    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            self.writes
+                .send(job)
+                .await
+                .map_err(|_| StoreError::Unavailable)
+        })
+    }
+
+    fn enqueue_write_blocking(&self, job: Job) -> Result<()> {
+        self.writes
+            .blocking_send(job)
+            .map_err(|_| StoreError::Unavailable)
+    }
+
+    fn enqueue_read(&self, job: Job) -> Result<()> {
+        let sender = self
+            .reads
+            .lock()
+            .map_err(|_| StoreError::Unavailable)?
+            .clone();
+        sender.send(job).map_err(|_| StoreError::Unavailable)
+    }
+
+    fn stats(&self) -> CommitStats {
+        CommitStats {
+            commits: self.stats.commits.load(Ordering::Relaxed),
+            operations: self.stats.operations.load(Ordering::Relaxed),
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.committed.clone()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_become_dollar_numbers_outside_quotes() {
+        assert_eq!(
+            translate_placeholders("SELECT '?1', x FROM t WHERE a = ?1 AND b = ?12"),
+            "SELECT '?1', x FROM t WHERE a = $1 AND b = $12"
+        );
+    }
+
+    #[test]
+    fn passwords_are_removed_from_urls() {
+        assert_eq!(
+            redact("postgres://stock:secret@db.internal:5432/stock"),
+            "postgres://stock@db.internal:5432/stock"
+        );
+        assert_eq!(redact("postgres://db/stock"), "postgres://db/stock");
+    }
+
+    #[test]
+    fn numeric_integers_are_decoded() {
+        // 123456789 = digits [1, 2345, 6789], weight 2, positive.
+        let raw: Vec<u8> = [3i16, 2, 0, 0, 1, 2345, 6789]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        assert_eq!(numeric_to_i64(&raw).unwrap(), 123_456_789);
+        // -20000 = digits [2], weight 1, negative.
+        let raw: Vec<u8> = [1i16, 1, 0x4000, 0, 2]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        assert_eq!(numeric_to_i64(&raw).unwrap(), -20_000);
+        // 0 = no digits.
+        let raw: Vec<u8> = [0i16, 0, 0, 0]
+            .iter()
+            .flat_map(|w| w.to_be_bytes())
+            .collect();
+        assert_eq!(numeric_to_i64(&raw).unwrap(), 0);
+    }
+}
