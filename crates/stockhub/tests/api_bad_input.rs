@@ -138,6 +138,7 @@ fn movements(items: Vec<Value>) -> Value {
     json!({ "movements": items })
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn malformed_json_is_refused_everywhere() {
     let app = seeded().await;
@@ -168,7 +169,9 @@ async fn malformed_json_is_refused_everywhere() {
         }
     }
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_body_of_the_wrong_shape_is_refused() {
     let app = seeded().await;
@@ -219,7 +222,9 @@ async fn a_body_of_the_wrong_shape_is_refused() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// A bad buffer is the buffer's fault: the problem `type` must not blame the SKU.
 #[tokio::test]
 async fn a_bad_buffer_is_not_reported_as_a_bad_sku() {
@@ -235,7 +240,9 @@ async fn a_bad_buffer_is_not_reported_as_a_bad_sku() {
     .await;
     assert!(reply.body["detail"].as_str().unwrap().contains("buffer"));
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unknown_sku_in_a_movement_names_the_item() {
     let app = seeded().await;
@@ -257,7 +264,9 @@ async fn unknown_sku_in_a_movement_names_the_item() {
     let stock = app.get("/v1/stock/TEE-M").await;
     assert_eq!(stock.body["levels"][0]["on_hand"], 10);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unknown_sku_elsewhere_is_404() {
     let app = seeded().await;
@@ -284,7 +293,9 @@ async fn unknown_sku_elsewhere_is_404() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unknown_location_is_refused() {
     let app = seeded().await;
@@ -354,7 +365,9 @@ async fn unknown_location_is_refused() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unknown_channel_is_404_for_orders_and_reservations() {
     let app = seeded().await;
@@ -391,7 +404,9 @@ async fn unknown_channel_is_404_for_orders_and_reservations() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn order_lines_with_unknown_skus_go_to_the_unmapped_queue() {
     let app = seeded().await;
@@ -439,7 +454,9 @@ async fn order_lines_with_unknown_skus_go_to_the_unmapped_queue() {
     let cap = app.get("/v1/stock/CAP").await;
     assert_eq!(cap.body["levels"][0]["committed"], 1);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn quantities_out_of_range_are_refused() {
     let app = seeded().await;
@@ -563,7 +580,9 @@ async fn quantities_out_of_range_are_refused() {
     .await;
     assert_eq!(item_errors(&reply)[0].0, 0);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn quantities_at_the_limits_are_accepted() {
     let app = seeded().await;
@@ -584,7 +603,9 @@ async fn quantities_at_the_limits_are_accepted() {
     });
     assert_eq!(app.post("/v1/orders", &order).await.status, 200);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn bad_skus_are_refused_in_the_path() {
     let app = seeded().await;
@@ -624,7 +645,9 @@ async fn bad_skus_are_refused_in_the_path() {
     assert_eq!(reply.status, 200, "{reply:#?}");
     assert_eq!(reply.body["sku"], "PADDED");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn bad_skus_are_refused_in_batches() {
     let app = seeded().await;
@@ -677,7 +700,9 @@ async fn bad_skus_are_refused_in_batches() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_body_over_the_limit_is_413() {
     let app = spawn_app_with(
@@ -715,7 +740,9 @@ async fn a_body_over_the_limit_is_413() {
     assert!(small.to_string().len() < 4096);
     assert_eq!(app.post("/v1/stock/movements", &small).await.status, 200);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn an_idempotency_key_reused_with_another_body_is_409() {
     let app = seeded().await;
@@ -742,7 +769,9 @@ async fn an_idempotency_key_reused_with_another_body_is_409() {
     assert_problem(&reply, 409, "idempotency-conflict");
     assert_eq!(app.dump().await, before);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_malformed_idempotency_key_is_refused() {
     let app = seeded().await;
@@ -762,7 +791,9 @@ async fn a_malformed_idempotency_key_is_refused() {
         assert_eq!(app.dump().await, before);
     }
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn insufficient_stock_for_a_reservation_says_how_many_are_available() {
     let app = seeded().await;
@@ -819,7 +850,9 @@ async fn insufficient_stock_for_a_reservation_says_how_many_are_available() {
         .await;
     assert_eq!(reply.status, 201, "{reply:#?}");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_batch_with_several_bad_items_names_each_and_applies_nothing() {
     let app = seeded().await;
@@ -933,7 +966,9 @@ async fn a_batch_with_several_bad_items_names_each_and_applies_nothing() {
     );
     assert_eq!(app.get("/v1/variants/NEW-1").await.status, 404);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// Items refused at the edge (bad shape) and items only the store can refuse (unknown SKU) in
 /// one batch: the answer must still name every bad item, so that one round trip is enough to
 /// fix the batch.
@@ -982,7 +1017,9 @@ async fn a_batch_mixing_edge_and_store_refusals_names_every_bad_item() {
         vec![(1, "unknown-sku".to_owned()), (2, "invalid-sku".to_owned())]
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unknown_routes_and_methods_are_problems() {
     let app = seeded().await;
@@ -1060,7 +1097,9 @@ async fn unknown_routes_and_methods_are_problems() {
     )
     .await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// Query strings and path parameters that do not parse are bad input like any other: a
 /// problem+json answer with a stable `type`, not the framework's plain-text rejection.
 #[tokio::test]
@@ -1093,7 +1132,9 @@ async fn unparsable_query_strings_and_path_parameters_are_problems() {
         assert_eq!(app.dump().await, before);
     }
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// The body limit holds for a chunked body too (no Content-Length to check up front).
 #[tokio::test]
 async fn a_chunked_body_over_the_limit_is_413() {
@@ -1142,4 +1183,5 @@ async fn a_chunked_body_over_the_limit_is_413() {
         "{answer}"
     );
     assert_eq!(app.dump().await, before);
+}
 }

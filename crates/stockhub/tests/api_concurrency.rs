@@ -119,6 +119,7 @@ async fn assert_levels_sane(
     levels
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hundred_reservations_against_fifty_units() {
     let app = Arc::new(spawn_app().await);
@@ -192,7 +193,9 @@ async fn two_hundred_reservations_against_fifty_units() {
     assert_eq!(stock.body["channels"][0]["available"], 0);
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hundred_orders_from_four_channels_against_thirty_units() {
     let app = Arc::new(spawn_app().await);
@@ -274,6 +277,7 @@ async fn a_hundred_orders_from_four_channels_against_thirty_units() {
     }
     assert_verified(&app).await;
 }
+}
 
 fn order(channel: &str, id: &str, version: i64, lines: &[(&str, &str, i64)]) -> Value {
     let lines: Vec<Value> = lines
@@ -283,6 +287,7 @@ fn order(channel: &str, id: &str, version: i64, lines: &[(&str, &str, i64)]) -> 
     json!({ "channel": channel, "external_id": id, "version": version, "lines": lines })
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opposite_multi_line_orders_and_kits_finish_without_deadlock_or_drift() {
     let app = Arc::new(spawn_app().await);
@@ -450,4 +455,5 @@ async fn opposite_multi_line_orders_and_kits_finish_without_deadlock_or_drift() 
             "{sku} is short on {channel} while {pool} units are free"
         );
     }
+}
 }

@@ -205,6 +205,7 @@ async fn curl(
     }
 }
 
+stockhub_testkit::on_both_backends! {
 /// The README's curl walkthrough, command for command, with what the README says it shows.
 #[tokio::test]
 async fn the_readme_curl_walkthrough() {
@@ -291,7 +292,9 @@ async fn the_readme_curl_walkthrough() {
     );
     assert_eq!(level(&app, "TEE-M", "wh1").await, (10, 5));
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// The walkthrough: locations, a variant, two channels; receive stock; an order from each
 /// channel; what each channel may sell; the ledger.
 #[tokio::test]
@@ -402,7 +405,9 @@ async fn walkthrough_receive_order_from_two_channels_availability_ledger() {
     assert_eq!(entries[3]["committed_after"], 7);
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn availability_follows_the_channel_rules() {
     let app = spawn_app().await;
@@ -446,7 +451,9 @@ async fn availability_follows_the_channel_rules() {
     assert_eq!(available(&app, "MUG", "picky").await, 0);
     assert_eq!(available(&app, "MUG", "east").await, 5); // 10 − 5
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn ten_thousand_variants_in_one_batch_all_or_nothing_and_listed_by_pages() {
     let app = spawn_app().await;
@@ -578,7 +585,9 @@ async fn ten_thousand_variants_in_one_batch_all_or_nothing_and_listed_by_pages()
         "Bulk 0"
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_count_taken_in_the_past_reapplies_later_movements() {
     let (app, clock) = manual_app().await;
@@ -657,7 +666,9 @@ async fn a_count_taken_in_the_past_reapplies_later_movements() {
     assert_eq!(app.dump().await, before);
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_count_below_what_is_committed_is_refused() {
     let app = spawn_app().await;
@@ -674,7 +685,9 @@ async fn a_count_below_what_is_committed_is_refused() {
     assert_eq!(reply.body["errors"][0]["kind"], "stock-conflict");
     assert_eq!(app.dump().await, before);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn transfer_moves_free_units_between_locations() {
     let app = spawn_app().await;
@@ -744,7 +757,9 @@ async fn transfer_moves_free_units_between_locations() {
     assert_eq!(level(&app, "MUG", "wh-2").await, (5, 0));
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn ship_return_and_restock() {
     let app = spawn_app().await;
@@ -866,7 +881,9 @@ async fn ship_return_and_restock() {
     );
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn snapshots_apply_only_the_difference_and_shortfalls_fill_on_receipt() {
     let app = spawn_app().await;
@@ -925,7 +942,9 @@ async fn snapshots_apply_only_the_difference_and_shortfalls_fill_on_receipt() {
     );
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn unmapped_lines_are_resolved_and_then_applied() {
     let app = spawn_app().await;
@@ -970,7 +989,9 @@ async fn unmapped_lines_are_resolved_and_then_applied() {
     assert_eq!(level(&app, "MUG", "wh-1").await, (10, 4));
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn reservations_are_released_or_confirmed_into_orders() {
     let app = spawn_app().await;
@@ -1065,7 +1086,9 @@ async fn reservations_are_released_or_confirmed_into_orders() {
     assert_eq!(confirmed.body["external_id"], format!("reservation-{id}"));
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn an_expired_reservation_cannot_be_confirmed_even_before_the_sweeper_runs() {
     let (app, clock) = manual_app().await;
@@ -1147,6 +1170,7 @@ async fn an_expired_reservation_cannot_be_confirmed_even_before_the_sweeper_runs
     assert_eq!(reply.status, 409, "{reply:#?}");
     assert_verified(&app).await;
 }
+}
 
 /// A small history at known times: receipts at T0, web orders at T0+1h, an ebay order at T0+2h
 /// (oversold), a shipment at T0+3h.
@@ -1184,6 +1208,7 @@ async fn history(app: &TestApp, clock: &ManualClock) {
     .await;
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn ledger_filters_and_paging() {
     let (app, clock) = manual_app().await;
@@ -1311,7 +1336,9 @@ async fn ledger_filters_and_paging() {
     assert_eq!(combined[0]["channel"], "ebay");
     assert_eq!(combined[1]["channel"], "web");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn the_story_of_one_order_in_one_call() {
     let (app, clock) = manual_app().await;
@@ -1374,6 +1401,7 @@ async fn the_story_of_one_order_in_one_call() {
         vec!["reserved", "reservation_confirmed"]
     );
 }
+}
 
 /// Every route the router serves, by method.
 const ROUTES: &[(&str, &str)] = &[
@@ -1409,6 +1437,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/audit/orders/{channel}/{external_id}"),
 ];
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn the_openapi_document_is_3_1_and_covers_every_route() {
     let app = spawn_app().await;
@@ -1460,23 +1489,38 @@ async fn the_openapi_document_is_3_1_and_covers_every_route() {
     }
     assert!(documented.len() >= ROUTES.len());
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
-async fn storage_runs_in_wal_mode_with_full_synchronous_commits() {
+async fn storage_commits_durably() {
     let app = spawn_app().await;
     put(&app, "/v1/locations/wh-1", json!({})).await;
     let reply = app.get("/v1/system/storage").await;
     assert_eq!(reply.status, 200, "{reply:#?}");
-    assert_eq!(reply.body["durability"]["backend"], "sqlite");
-    assert_eq!(reply.body["durability"]["journal_mode"], "wal");
-    assert_eq!(reply.body["durability"]["synchronous"], "full");
+    let durability = &reply.body["durability"];
+    match stockhub_testkit::current_backend() {
+        stockhub_testkit::TestBackend::Sqlite => {
+            assert_eq!(durability["backend"], "sqlite");
+            assert_eq!(durability["journal_mode"], "wal");
+            assert_eq!(durability["synchronous"], "full");
+        }
+        stockhub_testkit::TestBackend::Postgres => {
+            assert_eq!(durability["backend"], "postgres");
+            assert_eq!(durability["synchronous_commit"], "on");
+            assert_eq!(durability["fsync"], "on");
+            assert_eq!(durability["transaction_isolation"], "read committed");
+        }
+    }
     let commits = reply.body["commits"]["commits"].as_u64().expect("commits");
     let operations = reply.body["commits"]["operations"]
         .as_u64()
         .expect("operations");
     assert!(commits >= 1 && operations >= commits, "{reply:#?}");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn kits_sell_from_one_location_and_cancel_what_was_recorded() {
     let app = spawn_app().await;
@@ -1568,7 +1612,9 @@ async fn kits_sell_from_one_location_and_cancel_what_was_recorded() {
     assert_problem(&reply, 422, "invalid-batch");
     assert_verified(&app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn receipts_and_returns_fill_open_shortfalls_oldest_first() {
     let app = spawn_app().await;
@@ -1627,4 +1673,5 @@ async fn receipts_and_returns_fill_open_shortfalls_oldest_first() {
         .collect();
     assert_eq!(orders, vec!["SECOND", "THIRD"]);
     assert_verified(&app).await;
+}
 }

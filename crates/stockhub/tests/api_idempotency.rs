@@ -127,6 +127,7 @@ async fn on_hand(app: &TestApp, sku: &str, location: &str) -> i64 {
         .map_or(0, |l| l["on_hand"].as_i64().expect("on_hand"))
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn the_same_key_and_body_replays_the_original_answer() {
     let app = seeded().await;
@@ -166,7 +167,9 @@ async fn the_same_key_and_body_replays_the_original_answer() {
     );
     assert_eq!(on_hand(&app, "TEE-M", "wh-1").await, 5);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn replays_keep_the_original_status_for_every_kind_of_write() {
     let app = seeded().await;
@@ -228,7 +231,9 @@ async fn replays_keep_the_original_status_for_every_kind_of_write() {
     assert_eq!(stock.body["levels"][0]["on_hand"], 9);
     assert_eq!(stock.body["levels"][0]["committed"], 1);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn the_same_key_with_another_body_is_409_and_changes_nothing() {
     let app = seeded().await;
@@ -253,7 +258,9 @@ async fn the_same_key_with_another_body_is_409_and_changes_nothing() {
         &with_key(&app, "POST", "/v1/stock/movements", &body, "rcv-1").await
     ));
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn a_refused_request_does_not_use_up_its_key() {
     let app = seeded().await;
@@ -267,7 +274,9 @@ async fn a_refused_request_does_not_use_up_its_key() {
     assert!(!replayed(&reply));
     assert_eq!(on_hand(&app, "TEE-M", "wh-1").await, 5);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn keys_are_scoped_per_route() {
     let app = seeded().await;
@@ -325,7 +334,9 @@ async fn keys_are_scoped_per_route() {
     .await;
     assert!(replayed(&a2));
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test]
 async fn batch_items_already_applied_come_back_replayed() {
     let app = seeded().await;
@@ -399,7 +410,9 @@ async fn batch_items_already_applied_come_back_replayed() {
     assert!(!replayed(&reply));
     assert_eq!(reply.body["results"][0]["status"], "applied");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// A repeat that arrives while the first request with its key is still being applied gets
 /// `409 idempotency-in-progress`; one that arrives after gets the replay; the work is done once.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -466,7 +479,9 @@ async fn a_repeat_while_the_first_is_in_flight_is_409_in_progress() {
         (attempts * ITEMS) as i64
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// Keys are kept at least 7 days by the maintenance job's default retention.
 #[tokio::test]
 async fn keys_are_kept_at_least_seven_days() {
@@ -503,4 +518,5 @@ async fn keys_are_kept_at_least_seven_days() {
     assert_eq!(again.status, 200);
     assert!(replayed(&again), "still remembered after 7 days less 1 ms");
     assert_eq!(on_hand(&app, "TEE-M", "wh-1").await, 5);
+}
 }

@@ -406,6 +406,7 @@ fn sell_at_once(fleet: &Fleet, sku: &str, per_store: usize) -> Vec<(&'static str
         .collect()
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_1_concurrent_sales_of_one_sku_from_three_channels_are_counted_exactly() {
     trace();
@@ -478,10 +479,12 @@ async fn audit_1_concurrent_sales_of_one_sku_from_three_channels_are_counted_exa
     );
     assert_verified(app).await;
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 2. Burst load
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_2_a_burst_of_500_orders_in_seconds_is_applied_exactly() {
     trace();
@@ -553,10 +556,12 @@ async fn audit_2_a_burst_of_500_orders_in_seconds_is_applied_exactly() {
     );
     assert_verified(app).await;
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 3. Selling out one variant
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_3_selling_out_one_variant_changes_its_listings_everywhere_and_no_siblings() {
     trace();
@@ -606,10 +611,12 @@ async fn audit_3_selling_out_one_variant_changes_its_listings_everywhere_and_no_
     }
     assert_verified(app).await;
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 4. Failures are retried; persistent ones reach the operator
 
+stockhub_testkit::on_both_backends! {
 /// Webhooks: Shopify retries a delivery stockhub refused (here: a wrong webhook secret on
 /// stockhub's side, fixed a moment later) until it lands; WooCommerce never retries, and the
 /// order it failed to deliver is found by the order backfill. Every refused attempt is in the
@@ -724,6 +731,7 @@ async fn audit_4a_webhook_failures_are_retried_or_backfilled_and_visible() {
     );
     assert_verified(app).await;
 }
+}
 
 /// Push settings with quick retries: exponential from 100 ms, at most 800 ms apart, dead after
 /// `give_up_after`; a channel failing 3 calls in a row rests 300 ms.
@@ -768,6 +776,7 @@ async fn latencies(app: &TestApp, channel: &str) -> Vec<i64> {
         .collect()
 }
 
+stockhub_testkit::on_both_backends! {
 /// A Shopify store answering 503 to everything for 30 seconds (the field's figure): the pushes to it fail, are
 /// retried with backoff, and once it answers again it converges with no operator action; the
 /// other channels keep converging meanwhile, with small propagation latency.
@@ -860,7 +869,9 @@ async fn audit_4b_a_store_answering_503_for_a_while_converges_without_the_operat
     assert_every_channel_shows(&fleet, &|s| 20 - sold.get(s).copied().unwrap_or(0));
     assert_verified(app).await;
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// A store down for good: its pushes become dead after the give-up time and are listed for the
 /// operator (and counted in the metrics); the other channels keep pushing with small latency;
 /// once the store is back, the operator's bulk retry brings it up to date.
@@ -964,10 +975,12 @@ async fn audit_4c_a_store_down_for_good_ends_with_dead_pushes_the_operator_can_r
     assert!(dead.as_array().is_some_and(Vec::is_empty), "{dead}");
     assert_verified(app).await;
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 5. Bulk update
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_5_a_bulk_update_of_10000_skus_over_500_products_drops_nothing() {
     trace();
@@ -1072,6 +1085,7 @@ async fn audit_5_a_bulk_update_of_10000_skus_over_500_products_drops_nothing() {
     assert_verified(app).await;
     eprintln!("audit 5: total {:?}", started.elapsed());
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // 6. The audit trail
@@ -1094,6 +1108,7 @@ fn line_sums(entries: &[Value], line_id: &str) -> BTreeMap<&'static str, i64> {
     sums
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_6_one_query_answers_what_happened_to_an_order_and_to_a_sku() {
     trace();
@@ -1284,4 +1299,5 @@ async fn audit_6_one_query_answers_what_happened_to_an_order_and_to_a_sku() {
         .collect();
     assert_eq!(channels, ["shop_a", "woo"].into_iter().collect());
     assert_verified(app).await;
+}
 }

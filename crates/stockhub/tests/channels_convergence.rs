@@ -1107,6 +1107,7 @@ fn check_pushes(
 // ---------------------------------------------------------------------------------------------
 // The test
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_stores_converge_on_stockhubs_available_and_the_ledger_explains_every_unit() {
     let _ = tracing_subscriber::fmt()
@@ -1352,6 +1353,7 @@ async fn three_stores_converge_on_stockhubs_available_and_the_ledger_explains_ev
     );
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // Focused tests: the `u` rule, and channel-side changes stockhub books without a stock delta
@@ -1442,6 +1444,7 @@ async fn eventually(what: &str, within: Duration, mut check: impl FnMut() -> boo
     }
 }
 
+stockhub_testkit::on_both_backends! {
 /// DESIGN §1 `u`, on Shopify: a sale stockhub has not heard of (its webhook never came) must not
 /// be undone by a push. A receipt raises `ats` from 5 to 6 while Shopify, having sold 3, shows 2:
 /// the push's compare-and-set fails, stockhub reads 2, holds `u` = 3 back and sets at most
@@ -1497,7 +1500,9 @@ async fn shopify_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
         "a push showed more than ats − u = 6 − 3: {pushed:?}"
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// DESIGN §1 `u`, on WooCommerce, which has no compare-and-set: a sale whose webhook is still
 /// queued in the store (WooCommerce delivers in the background, here 2 s later) must not be
 /// undone by a push either. The store sells all 5 units; a receipt of 1 raises `ats` to 6 before
@@ -1534,7 +1539,9 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
          showed {shown_after_sale:?} (at most ats − u = 6 − 5 = 1 may be pushed)"
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// WooCommerce restores an order's `_reduced_stock` when it is cancelled, including units an
 /// earlier refund released without restocking. stockhub had already released them (refunded
 /// unshipped units are always released), so the cancellation changes nothing in stockhub — but
@@ -1584,7 +1591,9 @@ async fn woocommerce_is_brought_back_after_a_cancel_that_changes_nothing_in_stoc
             .collect::<Vec<_>>()
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// A sale stockhub can only book as oversold (nothing left to commit) changes no stock level;
 /// the Shopify store that made it shows −1, and must still be brought to stockhub's available 0.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1614,4 +1623,5 @@ async fn shopify_is_brought_back_to_zero_after_a_sale_booked_as_oversold() {
         || shown(&stores[0], "U-1") == Some(0),
     )
     .await;
+}
 }

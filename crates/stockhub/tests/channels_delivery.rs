@@ -751,6 +751,7 @@ fn flat(actions: &[Vec<Delivery>]) -> Vec<Delivery> {
 // ---------------------------------------------------------------------------------------------
 // (a) Signatures, pings, replay
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_bad_or_missing_signature_is_refused_archived_and_changes_nothing() {
     let app = stockhub().await;
@@ -808,7 +809,9 @@ async fn a_bad_or_missing_signature_is_refused_archived_and_changes_nothing() {
     assert_eq!(deliver(&app, created).await["outcome"], "applied");
     assert_eq!(deliver(&app, woo_created).await["outcome"], "applied");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// WooCommerce pings a webhook when it is created: a form-encoded `webhook_id=<id>` with no
 /// signature, which must get 200 (or WooCommerce does not save the webhook as delivering).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -860,6 +863,7 @@ async fn woocommerces_unsigned_creation_ping_is_acknowledged_and_archived_as_a_p
     assert_eq!(post(&app, &not_a_ping).await.status, 401);
     assert_eq!(dump_without_archive(&app).await, before);
 }
+}
 
 /// The ledger, the levels and the order of a state, as one comparable text.
 async fn books(app: &TestApp) -> String {
@@ -882,6 +886,7 @@ async fn books(app: &TestApp) -> String {
     out
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replaying_an_archived_event_applies_it_at_most_once() {
     trace();
@@ -976,10 +981,12 @@ async fn replaying_an_archived_event_applies_it_at_most_once() {
          {replayed_duplicate:#?}"
     );
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // (b) Order of delivery does not matter
 
+stockhub_testkit::on_both_backends! {
 /// The clean sequence first: what it leaves is what DESIGN §3 says.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_clean_sequences_leave_what_design_says() {
@@ -1017,7 +1024,9 @@ async fn the_clean_sequences_leave_what_design_says() {
     assert_eq!(level(&woo, "W-3"), (9, 0), "1 shipped: {woo:#}");
     assert_eq!(level(&woo, "W-2"), (10, 0), "cancelled: {woo:#}");
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// Action 4 of the life, delivered in order: a refund whose line for D-2 is `restock_type:
 /// return` — by definition a shipped unit coming back (API_FACTS §1.6: RETURN = fulfilled items
 /// restocked) — on a line with 2 units shipped and 2 still to ship. stockhub must book a return
@@ -1045,12 +1054,14 @@ async fn shopify_a_return_on_a_partly_fulfilled_line_is_booked_as_a_return() {
         "one shipped unit returned and restocked, two still to ship; the line reads {l2}"
     );
 }
+}
 
 /// The state after only some of the actions, delivered cleanly.
 async fn clean_until(actions: &[Vec<Delivery>], n: usize, orders: &[(&str, &str)]) -> Value {
     run(&flat(&actions[..n]), orders).await
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopify_a_cancel_before_its_create_ends_as_the_clean_sequence() {
     let mut found = Vec::new();
@@ -1085,7 +1096,9 @@ async fn shopify_a_cancel_before_its_create_ends_as_the_clean_sequence() {
     ));
     assert_none(&found);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// The smallest case of the above: a cancelled order stockhub sees first (its earlier deliveries
 /// late, lost, or found later by backfill — which reads the order as it is now) already shipped 2
 /// units of D-2 and took 1 back. Those units left the shelf and one came back: stockhub must book
@@ -1107,7 +1120,9 @@ async fn shopify_a_cancelled_order_seen_first_still_books_what_it_shipped_and_to
         "2 shipped and 1 returned and restocked: 10 − 2 + 1 on hand; the line reads {l2}"
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopify_the_same_delivery_five_times_ends_as_once() {
     let mut found = Vec::new();
@@ -1154,7 +1169,9 @@ async fn shopify_the_same_delivery_five_times_ends_as_once() {
     ));
     assert_none(&found);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shopify_an_update_that_changes_line_quantities_ends_as_the_clean_sequence() {
     let mut found = Vec::new();
@@ -1174,7 +1191,9 @@ async fn shopify_an_update_that_changes_line_quantities_ends_as_the_clean_sequen
     ));
     assert_none(&found);
 }
+}
 
+stockhub_testkit::on_both_backends! {
 /// Shopify stamps `updated_at` in whole seconds: an edit made in the same second as the order
 /// carries the same `updated_at`. Delivered before the create (Shopify sends each topic on its
 /// own and retries independently), it must still win: `X-Shopify-Triggered-At` (milliseconds)
@@ -1229,7 +1248,9 @@ async fn shopify_an_edit_in_the_same_second_as_the_create_delivered_first_still_
         crate::line(&reversed, "shop/5700000000000000001", &L1.to_string())
     );
 }
+}
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn woocommerce_deliveries_in_any_order_and_repeated_end_as_the_clean_sequence() {
     let mut found = Vec::new();
@@ -1335,6 +1356,7 @@ async fn woocommerce_deliveries_in_any_order_and_repeated_end_as_the_clean_seque
     assert_eq!(level(&s, "W-3"), (10, 3), "1 from 9001, 2 from 9003: {s:#}");
     assert_none(&found);
 }
+}
 
 // ---------------------------------------------------------------------------------------------
 // (c) Shopify's real example payloads
@@ -1363,6 +1385,7 @@ fn digits(value: &Value) -> String {
     }
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_real_shopify_payloads_keep_every_id_and_have_the_right_stock_effect() {
     let create_bytes = fixture("orders_create.json");
@@ -1591,4 +1614,5 @@ async fn the_real_shopify_payloads_keep_every_id_and_have_the_right_stock_effect
         .await
         .expect("verify");
     assert!(report.differences.is_empty(), "{:#?}", report.differences);
+}
 }

@@ -54,6 +54,7 @@ async fn available(app: &TestApp, sku: &str, channel: &str) -> i64 {
         .unwrap()
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_on_shopify_changes_what_woocommerce_shows() {
     let _ = tracing_subscriber::fmt()
@@ -160,4 +161,5 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
             .any(|e| e["outcome"] == "applied"),
         "{events}"
     );
+}
 }

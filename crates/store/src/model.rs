@@ -145,6 +145,18 @@ pub enum Movement {
     },
 }
 
+impl Movement {
+    /// The SKU the movement changes.
+    pub fn sku(&self) -> &Sku {
+        match self {
+            Self::Receive { sku, .. }
+            | Self::Adjust { sku, .. }
+            | Self::Count { sku, .. }
+            | Self::Transfer { sku, .. } => sku,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct MovementItem {
     pub movement: Movement,

@@ -251,6 +251,14 @@ impl Connection {
     }
 }
 
+/// Runs blocking client code on a thread of its own, so that it may be called from async code.
+pub(crate) fn off_async<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 /// A database URL with any password removed, for messages and logs.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
@@ -276,6 +284,8 @@ struct Conn<'a> {
     marks: std::collections::BTreeSet<String>,
     /// A statement of this unit failed in a way that asks for the unit to run again.
     conflict: bool,
+    /// A write transaction (reads run in read-only snapshots, which take no row locks).
+    writing: bool,
 }
 
 impl Sql for Conn<'_> {
@@ -328,7 +338,7 @@ impl Sql for Conn<'_> {
     }
 
     fn has_concurrent_writers(&self) -> bool {
-        true
+        self.writing
     }
 }
 
@@ -391,6 +401,11 @@ impl PostgresBackend {
     /// used only if it is not the system clock; otherwise times come from the database clock, so
     /// that every process agrees on them.
     pub fn open(url: &str, clock: Arc<dyn Clock>, options: PostgresOptions) -> Result<Self> {
+        // The client blocks on a runtime of its own, which may not start inside an async task.
+        off_async(|| Self::open_here(url, clock, options))
+    }
+
+    fn open_here(url: &str, clock: Arc<dyn Clock>, options: PostgresOptions) -> Result<Self> {
         let mut first = Connection::open(url)?;
         migrate(&mut first)?;
         let use_database_clock = clock.is_wall_clock();
@@ -467,6 +482,7 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         time,
         marks: Default::default(),
         conflict: false,
+        writing: true,
     };
     let job = &mut pending.job;
     let mut finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
@@ -631,6 +647,7 @@ fn read_loop(
             time: &time,
             marks: Default::default(),
             conflict: false,
+            writing: false,
         };
         let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
         let _ = conn.batch("COMMIT");

@@ -110,6 +110,16 @@ pub trait Sql {
         false
     }
 
+    /// What a `SELECT` that reads rows in order to change them ends with: ` FOR UPDATE` where
+    /// other transactions write at the same time, nothing otherwise.
+    fn for_update(&self) -> &'static str {
+        if self.has_concurrent_writers() {
+            " FOR UPDATE"
+        } else {
+            ""
+        }
+    }
+
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

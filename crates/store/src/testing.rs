@@ -15,6 +15,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use postgres::{Client, NoTls};
 
+use crate::postgres::off_async;
+
 const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 const SCHEMA_PREFIX: &str = "stockhub_test_";
 /// Schemas left by earlier runs are dropped once they are this old.
@@ -45,9 +47,11 @@ fn mode() -> Mode {
 fn reachable() -> &'static Result<(), String> {
     static CHECK: OnceLock<Result<(), String>> = OnceLock::new();
     CHECK.get_or_init(|| {
-        let mut client = Client::connect(&server_url(), NoTls).map_err(|e| e.to_string())?;
-        drop_stale_schemas(&mut client);
-        Ok(())
+        off_async(|| {
+            let mut client = Client::connect(&server_url(), NoTls).map_err(|e| e.to_string())?;
+            drop_stale_schemas(&mut client);
+            Ok(())
+        })
     })
 }
 
@@ -93,27 +97,34 @@ fn say_not_run(why: &str) {
     }
 }
 
-/// A fresh, empty schema for one test, as a database URL whose connections use it; `None` when
-/// the PostgreSQL half does not run here (and that has been said). Panics when PostgreSQL is
-/// required and does not answer.
-pub fn fresh_database(label: &str) -> Option<String> {
+/// Whether the PostgreSQL half of the suite runs here; when it does not, that is said once on
+/// the terminal. Panics when PostgreSQL is required and does not answer.
+pub fn postgres_runs() -> bool {
+    if mode() == Mode::Skip {
+        say_not_run("STOCKHUB_TEST_POSTGRES=skip");
+        return false;
+    }
     match (mode(), reachable()) {
-        (Mode::Skip, _) => {
-            say_not_run("STOCKHUB_TEST_POSTGRES=skip");
-            return None;
-        }
         (Mode::Require, Err(e)) => panic!(
             "PostgreSQL is required (STOCKHUB_TEST_POSTGRES=require) but {} does not answer: {e}",
             crate::postgres::redact(&server_url())
         ),
-        (Mode::Auto, Err(e)) => {
+        (_, Err(e)) => {
             say_not_run(&format!(
                 "{} does not answer ({e})",
                 crate::postgres::redact(&server_url())
             ));
-            return None;
+            false
         }
-        (_, Ok(())) => {}
+        (_, Ok(())) => true,
+    }
+}
+
+/// A fresh, empty schema for one test, as a database URL whose connections use it; `None` when
+/// the PostgreSQL half does not run here (see [`postgres_runs`]).
+pub fn fresh_database(label: &str) -> Option<String> {
+    if !postgres_runs() {
+        return None;
     }
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let clean: String = label
@@ -134,11 +145,13 @@ pub fn fresh_database(label: &str) -> Option<String> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     );
     let url = server_url();
-    let mut client = Client::connect(&url, NoTls)
-        .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL server: {e}"));
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .unwrap_or_else(|e| panic!("creating the test schema {schema}: {e}"));
+    off_async(|| {
+        let mut client = Client::connect(&url, NoTls)
+            .unwrap_or_else(|e| panic!("connecting to the test PostgreSQL server: {e}"));
+        client
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .unwrap_or_else(|e| panic!("creating the test schema {schema}: {e}"));
+    });
     let separator = if url.contains('?') { '&' } else { '?' };
     Some(format!("{url}{separator}options=-csearch_path%3D{schema}"))
 }

@@ -1,28 +1,87 @@
-//! Test helpers: a stockhub server on port 0 with a fresh SQLite file, a JSON client for it,
-//! and a dump of the whole database to prove that a refused request changed nothing.
+//! Test helpers: a stockhub server on port 0 with a fresh database of its own, a JSON client for
+//! it, and a dump of the whole database to prove that a refused request changed nothing.
+//!
+//! Behaviour tests run on both backends: [`on_both_backends!`] writes each test twice, as
+//! `NAME::sqlite` and `NAME::postgres`, and `spawn_app*` opens the backend of the test that calls
+//! it (a SQLite file, or a PostgreSQL schema of its own; see `stockhub_store::testing` for the
+//! server and for what happens when it is not there).
 #![forbid(unsafe_code)]
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::Value;
 use stockhub_app::push::{PushSettings, PushWorker};
 use stockhub_http::{AppState, HttpSettings, Services};
+pub use stockhub_store::testing::TestBackend;
+use stockhub_store::testing::{test_database, TestDatabase};
 use stockhub_store::StoreOptions;
 use stockhub_store::{Clock, Store, SystemClock};
+
+tokio::task_local! {
+    static BACKEND: TestBackend;
+}
+
+/// Runs a test body with `spawn_app*` opening `backend`.
+pub async fn with_backend<F: std::future::Future<Output = ()>>(backend: TestBackend, body: F) {
+    BACKEND.scope(backend, body).await;
+}
+
+/// The backend of the running test (SQLite outside [`on_both_backends!`]).
+pub fn current_backend() -> TestBackend {
+    BACKEND.try_with(|b| *b).unwrap_or(TestBackend::Sqlite)
+}
+
+/// Whether the PostgreSQL half of the suite runs here (it says so once when it does not, and
+/// panics when it is required but the server does not answer).
+pub fn postgres_runs() -> bool {
+    stockhub_store::testing::postgres_runs()
+}
+
+/// A fresh database on the running test's backend, for tests that start `stockhub` processes.
+pub fn fresh_database(label: &str) -> TestDatabase {
+    test_database(current_backend(), label).expect("the PostgreSQL half runs (checked first)")
+}
+
+/// Writes each async test twice, as `NAME::sqlite` and `NAME::postgres`, with the attributes
+/// given (`#[tokio::test]` and the like). The PostgreSQL one returns at once when the PostgreSQL
+/// half of the suite does not run here.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($(#[$meta:meta])* async fn $name:ident() $body:block)*) => {$(
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            async fn body() $body
+
+            $(#[$meta])*
+            async fn sqlite() {
+                $crate::with_backend($crate::TestBackend::Sqlite, body()).await
+            }
+
+            $(#[$meta])*
+            async fn postgres() {
+                if $crate::postgres_runs() {
+                    $crate::with_backend($crate::TestBackend::Postgres, body()).await
+                }
+            }
+        }
+    )*};
+}
 
 pub struct TestApp {
     pub base_url: String,
     pub client: reqwest::Client,
     pub store: Store,
-    pub db_path: PathBuf,
+    /// The database, as `stockhub --db` takes it.
+    pub db_url: String,
     /// The connectors and metrics the server and its push worker share.
     pub services: Services,
     /// The push worker the server runs (call `run_once` to drive it by hand as well).
     pub push: PushWorker,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     stop_loops: tokio::sync::watch::Sender<bool>,
-    _dir: tempfile::TempDir,
+    _db: TestDatabase,
 }
 
 /// The answer to a request: status, headers and JSON body (`Null` when empty or not JSON).
@@ -55,14 +114,8 @@ pub async fn spawn_app_full(
     clock: Arc<dyn Clock>,
     push_settings: PushSettings,
 ) -> TestApp {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let db_path = dir.path().join("stockhub.db");
-    let store = stockhub_store::open(
-        db_path.to_str().expect("utf-8 path"),
-        clock,
-        &StoreOptions::default(),
-    )
-    .expect("open store");
+    let db = fresh_database("app");
+    let store = stockhub_store::open(&db.url, clock, &StoreOptions::default()).expect("open store");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind port 0");
@@ -95,12 +148,12 @@ pub async fn spawn_app_full(
             .build()
             .expect("client"),
         store,
-        db_path,
+        db_url: db.url.clone(),
         services,
         push,
         stop: Some(stop),
         stop_loops,
-        _dir: dir,
+        _db: db,
     }
 }
 
@@ -185,13 +238,19 @@ async fn reply(res: reqwest::Response) -> Reply {
 
 /// Every row of every table of the store, in a stable order.
 pub async fn dump(store: &Store) -> String {
+    let is_postgres = store.kind() == "postgres";
     store
-        .read(|sql| {
+        .read(move |sql| {
+            let tables_sql = if is_postgres {
+                "SELECT table_name::text FROM information_schema.tables
+                 WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'
+                 ORDER BY table_name COLLATE \"C\""
+            } else {
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'
+                 ORDER BY name"
+            };
             let tables: Vec<String> = sql
-                .query(
-                    "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-                    &[],
-                )?
+                .query(tables_sql, &[])?
                 .iter()
                 .map(|r| r.text(0))
                 .collect();

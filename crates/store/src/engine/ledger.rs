@@ -128,10 +128,15 @@ pub fn parse_line_delta(raw: &str) -> LineDelta {
 }
 
 /// `(on_hand, committed)` of one SKU at one location; zero when never stocked.
+/// With concurrent writers the level is locked until the transaction ends, so that what is read
+/// stays true for the change that follows.
 pub fn level(sql: &mut dyn Sql, sku: &str, location: &str) -> Result<(i64, i64)> {
+    let lock = sql.for_update();
     Ok(sql
         .query_opt(
-            "SELECT on_hand, committed FROM stock_levels WHERE sku = ?1 AND location = ?2",
+            &format!(
+                "SELECT on_hand, committed FROM stock_levels WHERE sku = ?1 AND location = ?2{lock}"
+            ),
             args![sku, location],
         )?
         .map_or((0, 0), |r| (r.int(0), r.int(1))))

@@ -9,7 +9,7 @@ use stockhub_core::EntryKind;
 use super::catalog;
 use super::idempotency::{self, Prior};
 use super::ledger::{level, record, NewEntry};
-use super::stock::fill_shortfalls;
+use super::stock::{self, fill_shortfalls};
 use crate::args;
 use crate::error::{ItemError, Result, StoreError};
 use crate::model::{Ctx, Level, Movement, MovementItem, MovementResult};
@@ -23,6 +23,7 @@ pub fn apply_batch(
 ) -> Result<Vec<MovementResult>> {
     let mut results = Vec::with_capacity(items.len());
     let mut errors = Vec::new();
+    stock::lock_levels(sql, items.iter().map(|i| i.movement.sku().as_str()))?;
     for (index, item) in items.iter().enumerate() {
         sql.execute("SAVEPOINT movement_item", &[])?;
         match apply_item(sql, ctx, index, item) {

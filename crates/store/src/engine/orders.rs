@@ -86,10 +86,25 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             )));
         }
     }
+    let lock = sql.for_update();
     let existing = sql.query_opt(
-        "SELECT id, version, status FROM orders WHERE channel = ?1 AND external_id = ?2",
+        &format!(
+            "SELECT id, version, status FROM orders WHERE channel = ?1 AND external_id = ?2{lock}"
+        ),
         args![channel, snap.external_id.as_str()],
     )?;
+    if sql.has_concurrent_writers() {
+        let mut skus = match &existing {
+            Some(r) => skus_of_order(sql, r.int(0))?,
+            None => BTreeSet::new(),
+        };
+        for line in &snap.lines {
+            if let Some((sku, _)) = resolve_sku(sql, channel, &line.channel_sku)? {
+                skus.insert(sku);
+            }
+        }
+        stock::lock_levels(sql, skus.iter().map(String::as_str))?;
+    }
     let now = sql.now_ms();
     let raw = snap.raw.to_string();
     let (order_id, created) = match existing {
@@ -393,16 +408,39 @@ struct OrderRow {
     channel: String,
 }
 
+/// The order, locked with the stock levels of its lines where other transactions write at the
+/// same time (the order row first, then the levels in SKU order, as `apply_snapshot` does).
 fn require_order(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderRow> {
-    sql.query_opt(
-        "SELECT id, channel FROM orders WHERE channel = ?1 AND external_id = ?2",
-        args![channel, external_id],
-    )?
-    .map(|r| OrderRow {
-        id: r.int(0),
-        channel: r.text(1),
-    })
-    .ok_or_else(|| StoreError::not_found("order", format!("{channel}/{external_id}")))
+    let lock = sql.for_update();
+    let order = sql
+        .query_opt(
+            &format!(
+                "SELECT id, channel FROM orders WHERE channel = ?1 AND external_id = ?2{lock}"
+            ),
+            args![channel, external_id],
+        )?
+        .map(|r| OrderRow {
+            id: r.int(0),
+            channel: r.text(1),
+        })
+        .ok_or_else(|| StoreError::not_found("order", format!("{channel}/{external_id}")))?;
+    if sql.has_concurrent_writers() {
+        let skus = skus_of_order(sql, order.id)?;
+        stock::lock_levels(sql, skus.iter().map(String::as_str))?;
+    }
+    Ok(order)
+}
+
+/// The SKUs an order's mapped lines sell.
+fn skus_of_order(sql: &mut dyn Sql, order_id: i64) -> Result<BTreeSet<String>> {
+    Ok(sql
+        .query(
+            "SELECT DISTINCT sku FROM order_lines WHERE order_id = ?1 AND sku IS NOT NULL",
+            args![order_id],
+        )?
+        .iter()
+        .map(|r| r.text(0))
+        .collect())
 }
 
 /// Cancels every unshipped unit of an order (the operator's or the channel's cancellation).
@@ -737,6 +775,7 @@ pub fn resolve_unmapped(
         .ok_or_else(|| StoreError::not_found("unmapped line", line_row_id.to_string()))?;
     let (channel, channel_sku) = (row.text(0), row.text(1));
     catalog::require_variant(sql, sku)?;
+    stock::lock_levels(sql, [sku])?;
     sql.execute(
         "INSERT INTO sku_aliases (channel, channel_sku, sku) VALUES (?1, ?2, ?3)
          ON CONFLICT (channel, channel_sku) DO UPDATE SET sku = excluded.sku",

@@ -100,14 +100,23 @@ pub fn claim(
     token: &str,
 ) -> Result<Vec<Claim>> {
     let now = sql.now_ms();
+    // Workers of several processes skip the marks another one is claiming this instant, and
+    // re-check a mark that was claimed since their snapshot (FOR UPDATE re-reads it).
+    let skip_locked = if sql.has_concurrent_writers() {
+        " FOR UPDATE SKIP LOCKED"
+    } else {
+        ""
+    };
     let rows = sql.query(
-        "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2
-         WHERE (channel, sku) IN (
-             SELECT channel, sku FROM push_marks
-             WHERE channel = ?3 AND ((state = 'pending' AND next_attempt_at <= ?4)
-                                     OR (state = 'in_flight' AND leased_until < ?4))
-             ORDER BY next_attempt_at LIMIT ?5)
-         RETURNING channel, sku, generation, marked_at, attempts, first_failed_at",
+        &format!(
+            "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2
+             WHERE (channel, sku) IN (
+                 SELECT channel, sku FROM push_marks
+                 WHERE channel = ?3 AND ((state = 'pending' AND next_attempt_at <= ?4)
+                                         OR (state = 'in_flight' AND leased_until < ?4))
+                 ORDER BY next_attempt_at LIMIT ?5{skip_locked})
+             RETURNING channel, sku, generation, marked_at, attempts, first_failed_at"
+        ),
         args![token, now + lease_ms, channel, now, limit],
     )?;
     Ok(rows
@@ -278,9 +287,15 @@ pub fn complete(
     results: &[ListingResult],
     next: &MarkNext,
 ) -> Result<bool> {
+    // Locked where others write at once: a change marked while this unit runs waits for it, or
+    // is seen by it (a newer generation keeps the mark pending).
+    let lock = sql.for_update();
     let held = sql
         .query_opt(
-            "SELECT generation FROM push_marks WHERE channel = ?1 AND sku = ?2 AND state = 'in_flight' AND lease_token = ?3",
+            &format!(
+                "SELECT generation FROM push_marks WHERE channel = ?1 AND sku = ?2
+                 AND state = 'in_flight' AND lease_token = ?3{lock}"
+            ),
             args![claim.channel.as_str(), claim.sku.as_str(), claim.lease_token.as_str()],
         )?
         .map(|r| r.int(0));
@@ -311,8 +326,8 @@ pub fn complete(
     match next {
         MarkNext::Done if generation == claim.generation => {
             sql.execute(
-                "DELETE FROM push_marks WHERE channel = ?1 AND sku = ?2",
-                key,
+                "DELETE FROM push_marks WHERE channel = ?1 AND sku = ?2 AND generation = ?3",
+                &[key[0].clone(), key[1].clone(), generation.into()],
             )?;
         }
         MarkNext::Done => {
@@ -361,7 +376,7 @@ pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, now: i64) -> Res
     sql.execute(
         "UPDATE listings SET
              observed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN ?2 ELSE NULL END,
-             observed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN ?3 ELSE NULL END,
+             observed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN CAST(?3 AS BIGINT) ELSE NULL END,
              confirmed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN confirmed_at ELSE ?3 END,
              last_confirmed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN last_confirmed ELSE ?2 END
          WHERE id = ?1",

@@ -29,6 +29,7 @@ pub fn reserve(sql: &mut dyn Sql, ctx: &Ctx, input: &ReserveInput) -> Result<Res
         )?
         .ok_or_else(|| StoreError::not_found("sku", sku))?;
     let (is_kit, buffer) = (variant.int(0) == 1, variant.int(1));
+    stock::lock_levels(sql, [sku])?;
     if !(1..=EXPIRY_MAX_MS).contains(&input.expires_in_ms) {
         return Err(StoreError::Invalid(format!(
             "expires_in_seconds must be between 1 and {}",
@@ -109,20 +110,29 @@ struct ReservationRow {
     expires_at: i64,
 }
 
+/// The reservation, locked with its SKU's stock levels where other transactions write at the
+/// same time.
 fn require(sql: &mut dyn Sql, id: i64) -> Result<ReservationRow> {
-    sql.query_opt(
-        "SELECT id, channel, sku, quantity, status, expires_at FROM reservations WHERE id = ?1",
-        args![id],
-    )?
-    .map(|r: Row| ReservationRow {
-        id: r.int(0),
-        channel: r.text(1),
-        sku: r.text(2),
-        quantity: r.int(3),
-        status: r.text(4),
-        expires_at: r.int(5),
-    })
-    .ok_or_else(|| StoreError::not_found("reservation", id.to_string()))
+    let lock = sql.for_update();
+    let row = sql
+        .query_opt(
+            &format!(
+                "SELECT id, channel, sku, quantity, status, expires_at FROM reservations
+                 WHERE id = ?1{lock}"
+            ),
+            args![id],
+        )?
+        .map(|r: Row| ReservationRow {
+            id: r.int(0),
+            channel: r.text(1),
+            sku: r.text(2),
+            quantity: r.int(3),
+            status: r.text(4),
+            expires_at: r.int(5),
+        })
+        .ok_or_else(|| StoreError::not_found("reservation", id.to_string()))?;
+    stock::lock_levels(sql, [row.sku.as_str()])?;
+    Ok(row)
 }
 
 fn require_active(sql: &mut dyn Sql, id: i64, action: &'static str) -> Result<ReservationRow> {
@@ -238,8 +248,16 @@ pub fn expire_due(sql: &mut dyn Sql, ctx: &Ctx, limit: i64) -> Result<usize> {
     let now = sql.now_ms();
     let due: Vec<i64> = sql
         .query(
-            "SELECT id FROM reservations WHERE status = 'active' AND expires_at <= ?1
-             ORDER BY expires_at, id LIMIT ?2",
+            &format!(
+                "SELECT id FROM reservations WHERE status = 'active' AND expires_at <= ?1
+                 ORDER BY expires_at, id LIMIT ?2{}",
+                // Sweepers of several processes take different reservations.
+                if sql.has_concurrent_writers() {
+                    " FOR UPDATE SKIP LOCKED"
+                } else {
+                    ""
+                }
+            ),
             args![now, limit],
         )?
         .iter()

@@ -10,7 +10,7 @@ use super::ledger::{level, record, LineDelta, NewEntry};
 use crate::args;
 use crate::error::Result;
 use crate::model::{AllocationView, Channel, ChannelAvailability, Ctx, Level, StockView};
-use crate::sql::Sql;
+use crate::sql::{Sql, Value};
 
 /// What holds committed units: an order line or a reservation.
 #[derive(Debug, Clone)]
@@ -80,6 +80,52 @@ pub fn current_recipe(sql: &mut dyn Sql, sku: &str, is_kit: bool) -> Result<Reci
     } else {
         Ok(vec![(sku.to_owned(), 1)])
     }
+}
+
+/// Where other transactions write at the same time, locks every stock level a unit of work may
+/// read to decide a change of `skus`, in (SKU, location) order, before it reads any: the levels
+/// of the SKUs, of their components when they are kits, and of the other components of every kit
+/// they are part of (units freed of one component fill kit shortfalls that need the others).
+/// Concurrent units that touch the same SKUs then wait for each other in one order instead of
+/// deadlocking, and what they read is current. Nothing to do with a single writer.
+pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str>) -> Result<()> {
+    if !sql.has_concurrent_writers() {
+        return Ok(());
+    }
+    let mut all: BTreeSet<String> = skus.into_iter().map(str::to_owned).collect();
+    if all.is_empty() {
+        return Ok(());
+    }
+    let given: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
+    let list = placeholders(given.len());
+    let components = sql.query(
+        &format!(
+            "SELECT component_sku FROM kit_components WHERE kit_sku IN ({list})
+             UNION
+             SELECT k2.component_sku FROM kit_components k1
+               JOIN kit_components k2 ON k2.kit_sku = k1.kit_sku
+             WHERE k1.component_sku IN ({list})"
+        ),
+        &given,
+    )?;
+    all.extend(components.iter().map(|r| r.text(0)));
+    let skus: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
+    sql.query(
+        &format!(
+            "SELECT 1 FROM stock_levels WHERE sku IN ({}) ORDER BY sku, location FOR UPDATE",
+            placeholders(skus.len())
+        ),
+        &skus,
+    )?;
+    Ok(())
+}
+
+/// `?1, ?2, …, ?n`.
+fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Whole units of a recipe that are free at a location.
