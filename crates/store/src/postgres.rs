@@ -344,6 +344,7 @@ impl Sql for Conn<'_> {
 
 impl Conn<'_> {
     fn fail(&mut self, sql: &str, e: postgres::Error) -> StoreError {
+        tracing::debug!(statement = %sql, error = %e, "a statement failed");
         if is_conflict(&e) {
             self.conflict = true;
         }

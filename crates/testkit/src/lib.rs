@@ -266,3 +266,73 @@ pub async fn dump(store: &Store) -> String {
         .await
         .expect("dump")
 }
+
+/// A `stockhub serve` child process on a port the OS picks; killed (SIGKILL) when dropped, so a
+/// failing test leaves nothing behind.
+pub struct ServerProcess {
+    child: tokio::process::Child,
+    pub base_url: String,
+}
+
+impl ServerProcess {
+    /// Starts `binary serve --db DB_URL`, reads the address it announces on standard output
+    /// (kept in `dir`), and waits until it answers `/healthz`. Its log goes to `dir/NAME.log`.
+    pub async fn start(binary: &str, db_url: &str, dir: &std::path::Path, name: &str) -> Self {
+        let out = dir.join(format!("{name}.out"));
+        let log = dir.join(format!("{name}.log"));
+        let mut child = tokio::process::Command::new(binary)
+            .args(["serve", "--db", db_url, "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::fs::File::create(&out).expect("server output file"))
+            .stderr(std::fs::File::create(&log).expect("server log file"))
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn stockhub serve");
+        for _ in 0..3000 {
+            let text = std::fs::read_to_string(&out).unwrap_or_default();
+            let announced = text
+                .lines()
+                .find_map(|l| l.strip_prefix("stockhub listening on "))
+                .and_then(|rest| rest.split_whitespace().next());
+            if let Some(url) = announced {
+                let server = Self {
+                    child,
+                    base_url: url.to_owned(),
+                };
+                server.wait_healthy().await;
+                return server;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!(
+                    "stockhub serve exited with {status} before listening; its log:\n{}",
+                    std::fs::read_to_string(&log).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("stockhub serve did not announce its address within 30 s");
+    }
+
+    async fn wait_healthy(&self) {
+        let client = reqwest::Client::new();
+        for _ in 0..400 {
+            let answer = client
+                .get(format!("{}/healthz", self.base_url))
+                .timeout(std::time::Duration::from_secs(2))
+                .send()
+                .await;
+            if answer.is_ok_and(|r| r.status().is_success()) {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+        }
+        panic!("stockhub serve at {} never became healthy", self.base_url);
+    }
+
+    /// SIGKILL, then reap the process.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("kill stockhub serve");
+    }
+}

@@ -170,6 +170,9 @@ pub fn targets(
 ) -> Result<Vec<Target>> {
     let record = catalog::require_channel(sql, channel)?;
     let feeding = catalog::feeding_locations(sql, &record)?;
+    // In a write unit with concurrent writers the levels read below are locked: take them in
+    // the one order every unit uses.
+    crate::engine::stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     let now = sql.now_ms();
     let mut out = Vec::new();
     for sku in skus {
@@ -296,7 +299,11 @@ pub fn complete(
                 "SELECT generation FROM push_marks WHERE channel = ?1 AND sku = ?2
                  AND state = 'in_flight' AND lease_token = ?3{lock}"
             ),
-            args![claim.channel.as_str(), claim.sku.as_str(), claim.lease_token.as_str()],
+            args![
+                claim.channel.as_str(),
+                claim.sku.as_str(),
+                claim.lease_token.as_str()
+            ],
         )?
         .map(|r| r.int(0));
     let Some(generation) = held else {

@@ -1,0 +1,161 @@
+//! Several `stockhub serve` processes on one PostgreSQL database (issue 4, "cross-process
+//! concurrency"): correctness comes from the database, never from a lock inside one process.
+//! Runs only where the PostgreSQL half of the suite runs (see `stockhub_store::testing`).
+
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use stockhub_testkit::{ServerProcess, TestBackend};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_stockhub");
+const PROCESSES: usize = 3;
+
+async fn send(client: &reqwest::Client, method: &str, url: String, body: Value) -> (u16, Value) {
+    let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+    let reply = client
+        .request(method, url)
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .expect("request sent");
+    let status = reply.status().as_u16();
+    let body = reply.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+/// Sends every request at once, request `i` to process `i % PROCESSES`.
+async fn spread(
+    client: &reqwest::Client,
+    servers: &[ServerProcess],
+    requests: Vec<(&'static str, String, Value)>,
+) -> Vec<(u16, Value)> {
+    let mut tasks = tokio::task::JoinSet::new();
+    for (i, (method, path, body)) in requests.into_iter().enumerate() {
+        let url = format!("{}{path}", servers[i % servers.len()].base_url);
+        let client = client.clone();
+        tasks.spawn(async move { (i, send(&client, method, url, body).await) });
+    }
+    let mut replies = Vec::new();
+    while let Some(done) = tasks.join_next().await {
+        replies.push(done.expect("request task"));
+    }
+    replies.sort_by_key(|(i, _)| *i);
+    replies.into_iter().map(|(_, r)| r).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_processes_reserve_and_sell_exactly_what_exists() {
+    if !stockhub_testkit::postgres_runs() {
+        return;
+    }
+    let db = stockhub_store::testing::test_database(TestBackend::Postgres, "cluster")
+        .expect("a PostgreSQL schema");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut servers = Vec::new();
+    for i in 0..PROCESSES {
+        servers
+            .push(ServerProcess::start(BINARY, &db.url, dir.path(), &format!("serve-{i}")).await);
+    }
+    let servers = Arc::new(servers);
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()
+        .expect("client");
+    let first = &servers[0].base_url;
+    for (path, body) in [
+        ("/v1/locations/wh-1", json!({})),
+        ("/v1/variants/HOLD", json!({})),
+        ("/v1/variants/SELL", json!({})),
+        ("/v1/channels/web", json!({ "kind": "manual" })),
+        ("/v1/channels/shop", json!({ "kind": "manual" })),
+    ] {
+        let (status, reply) = send(&client, "PUT", format!("{first}{path}"), body).await;
+        assert!(status < 300, "{path}: {status} {reply}");
+    }
+    let (status, reply) = send(
+        &client,
+        "POST",
+        format!("{first}/v1/stock/movements"),
+        json!({ "movements": [
+            { "kind": "receive", "sku": "HOLD", "location": "wh-1", "quantity": 100 },
+            { "kind": "receive", "sku": "SELL", "location": "wh-1", "quantity": 100 },
+        ]}),
+    )
+    .await;
+    assert_eq!(status, 200, "{reply}");
+
+    // 300 one-unit reservations, spread over the three processes, against 100 units.
+    let reservations = (0..300)
+        .map(|_| {
+            (
+                "POST",
+                "/v1/reservations".to_owned(),
+                json!({ "channel": "web", "sku": "HOLD", "quantity": 1, "expires_in_seconds": 3600 }),
+            )
+        })
+        .collect();
+    let replies = spread(&client, &servers, reservations).await;
+    let granted = replies.iter().filter(|(s, _)| *s == 201).count();
+    let refused = replies
+        .iter()
+        .filter(|(s, b)| {
+            *s == 409
+                && b["type"]
+                    .as_str()
+                    .is_some_and(|t| t.ends_with("insufficient-stock"))
+        })
+        .count();
+    assert_eq!(granted, 100, "exactly 100 reservations succeed");
+    assert_eq!(
+        refused, 200,
+        "the rest are refused for lack of stock: {replies:?}"
+    );
+
+    // 300 one-unit channel orders, spread over the three processes, against 100 units.
+    let orders = (0..300)
+        .map(|i| {
+            (
+                "POST",
+                "/v1/orders".to_owned(),
+                json!({ "channel": "shop", "external_id": format!("C-{i}"), "version": 1,
+                        "lines": [{ "line_id": "1", "sku": "SELL", "quantity": 1 }] }),
+            )
+        })
+        .collect();
+    let replies = spread(&client, &servers, orders).await;
+    let (mut committed, mut short) = (0, 0);
+    for (status, body) in &replies {
+        assert_eq!(*status, 200, "an order is never refused: {body}");
+        let line = &body["order"]["lines"][0];
+        committed += line["committed"].as_i64().expect("committed");
+        short += line["short"].as_i64().expect("short");
+    }
+    assert_eq!((committed, short), (100, 200));
+
+    for (sku, committed) in [("HOLD", 100), ("SELL", 100)] {
+        for server in servers.iter() {
+            let (status, stock) = send(
+                &client,
+                "GET",
+                format!("{}/v1/stock/{sku}", server.base_url),
+                Value::Null,
+            )
+            .await;
+            assert_eq!(status, 200);
+            assert_eq!(stock["levels"][0]["on_hand"], 100, "{stock}");
+            assert_eq!(stock["levels"][0]["committed"], committed, "{stock}");
+        }
+    }
+    let output = tokio::process::Command::new(BINARY)
+        .args(["verify", "--db", &db.url])
+        .output()
+        .await
+        .expect("run stockhub verify");
+    assert!(
+        output.status.success(),
+        "verify failed:\n{}\n{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
