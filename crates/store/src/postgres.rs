@@ -44,6 +44,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/postgres/0001_foundation.sql"),
     ),
     (2, include_str!("../migrations/postgres/0002_channels.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_scheduled_runs.sql"),
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).

@@ -25,6 +25,10 @@ use crate::store::{Backend, CommitStats, Finish, Job};
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/sqlite/0001_foundation.sql")),
     (2, include_str!("../migrations/sqlite/0002_channels.sql")),
+    (
+        3,
+        include_str!("../migrations/sqlite/0003_scheduled_runs.sql"),
+    ),
 ];
 
 /// Tuning of the SQLite backend.

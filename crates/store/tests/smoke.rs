@@ -204,3 +204,33 @@ fn order_flow_and_verify(backend) {
     assert!(report.ledger_entries > 5);
 }
 }
+
+stockhub_store::test_on_both_backends! {
+fn a_scheduled_job_runs_once_per_interval_across_callers(backend) {
+    let Some(db) = test_database(backend, "schedule") else { return };
+    let clock = ManualClock::new(1_000_000);
+    // Two stores on one database stand for two processes.
+    let first = stockhub_store::open(&db.url, Arc::new(clock.clone()), &StoreOptions::default()).unwrap();
+    let claim = |store: &stockhub_store::Store| {
+        store
+            .write_blocking(|sql| stockhub_store::engine::schedule::claim_run(sql, "sweep", 1_000))
+            .unwrap()
+    };
+    if backend == stockhub_store::testing::TestBackend::Postgres {
+        let second =
+            stockhub_store::open(&db.url, Arc::new(clock.clone()), &StoreOptions::default()).unwrap();
+        assert!(claim(&first));
+        assert!(!claim(&second), "the other process does not run it in the same interval");
+        clock.advance_ms(999);
+        assert!(!claim(&second) && !claim(&first));
+        clock.advance_ms(1);
+        assert!(claim(&second), "the next interval's run goes to whoever asks first");
+        assert!(!claim(&first));
+    } else {
+        assert!(claim(&first));
+        assert!(!claim(&first));
+        clock.advance_ms(1_000);
+        assert!(claim(&first));
+    }
+}
+}

@@ -12,5 +12,6 @@ pub mod movements;
 pub mod orders;
 pub mod pushes;
 pub mod reservations;
+pub mod schedule;
 pub mod stock;
 pub mod verify;

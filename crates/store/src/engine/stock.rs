@@ -110,11 +110,19 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     )?;
     all.extend(components.iter().map(|r| r.text(0)));
     let skus: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
+    let list = placeholders(skus.len());
     sql.query(
         &format!(
-            "SELECT 1 FROM stock_levels WHERE sku IN ({}) ORDER BY sku, location FOR UPDATE",
-            placeholders(skus.len())
+            "SELECT 1 FROM stock_levels WHERE sku IN ({list}) ORDER BY sku, location FOR UPDATE"
         ),
+        &skus,
+    )?;
+    // Then their pending pushes: a push that completes meanwhile (and records when the channel
+    // confirmed a quantity) is ordered wholly before or after this unit, so that the times this
+    // unit writes to the ledger compare truly with that confirmation (the `u` rule of the push
+    // engine counts a channel's orders recorded after it).
+    sql.query(
+        &format!("SELECT 1 FROM push_marks WHERE sku IN ({list}) ORDER BY channel, sku FOR UPDATE"),
         &skus,
     )?;
     Ok(())
