@@ -226,6 +226,9 @@ fn db_error(sql: &str, e: postgres::Error) -> StoreError {
 struct Connection {
     client: Client,
     statements: HashMap<String, Statement>,
+    /// The open write transaction has published its lower bound on the ledger sequence numbers
+    /// it takes (`Sql::before_ledger_insert`).
+    ledger_claimed: bool,
 }
 
 impl Connection {
@@ -235,6 +238,7 @@ impl Connection {
         Ok(Self {
             client,
             statements: HashMap::new(),
+            ledger_claimed: false,
         })
     }
 
@@ -344,7 +348,57 @@ impl Sql for Conn<'_> {
     fn has_concurrent_writers(&self) -> bool {
         self.writing
     }
+
+    fn before_ledger_insert(&mut self) -> Result<()> {
+        if self.conn.ledger_claimed {
+            return Ok(());
+        }
+        self.query(CLAIM_LEDGER_RANGE, &[])?;
+        self.conn.ledger_claimed = true;
+        Ok(())
+    }
+
+    fn ledger_tail_bound(&mut self) -> Result<Option<i64>> {
+        if !self.writing {
+            // A snapshot taken before the bound is read could miss a transaction that commits
+            // in between: the bound needs a statement-level snapshot (READ COMMITTED).
+            return Err(StoreError::Invalid(
+                "a ledger tail is read with Store::read_latest".into(),
+            ));
+        }
+        let allocated = self.query(LEDGER_ALLOCATED, &[])?[0].int(0);
+        let in_flight = self.query(LEDGER_IN_FLIGHT_FLOOR, &[])?[0].opt_int(0);
+        Ok(Some(
+            in_flight.map_or(allocated, |floor| floor.min(allocated)),
+        ))
+    }
 }
+
+// Tailing the ledger (DESIGN §6). Sequence numbers are taken when a row is inserted, not when its
+// transaction commits, so a reader that advanced past a committed entry could skip one with a
+// lower number whose transaction commits later. Every write transaction therefore publishes,
+// before its first ledger insert, a number below every sequence number it will take: the
+// sequence's position, as the key of a shared transaction-level advisory lock (visible to every
+// session at once, released at commit or rollback). A tailing reader reads, each statement on a
+// fresh snapshot, first the highest number taken, then the lowest published by a transaction
+// still open, and returns only entries at or below both: every entry there has committed, or
+// never will.
+
+/// Advisory lock keys of the ledger's in-flight floors: 2^62 + floor.
+const CLAIM_LEDGER_RANGE: &str = "SELECT pg_advisory_xact_lock_shared(
+    (1::bigint << 62) + (SELECT last_value - 1 FROM ledger_seq_seq))";
+
+/// The highest ledger sequence number taken so far.
+const LEDGER_ALLOCATED: &str =
+    "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ledger_seq_seq";
+
+/// The lowest floor published by another open transaction of this database.
+const LEDGER_IN_FLIGHT_FLOOR: &str =
+    "SELECT min(((classid::bigint << 32) | objid::bigint) - (1::bigint << 62))
+    FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint >= (1::bigint << 30)
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND pid <> pg_backend_pid()";
 
 impl Conn<'_> {
     fn fail(&mut self, sql: &str, e: postgres::Error) -> StoreError {
@@ -482,6 +536,7 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
             deliver: Box::new(move |_| drop(error)),
         });
     }
+    let claimed_before = conn.ledger_claimed;
     let mut sql = Conn {
         conn,
         time,
@@ -514,6 +569,10 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
     };
     if let Err(e) = conn.batch(end) {
         tracing::error!(error = %e, "ending a savepoint failed");
+    }
+    if !finish.ok {
+        // A lock taken inside a rolled-back savepoint is released with it.
+        conn.ledger_claimed = claimed_before;
     }
     if conflict && !finish.ok && pending.attempts + 1 < MAX_ATTEMPTS {
         pending.attempts += 1;
@@ -551,6 +610,7 @@ fn write_loop(
                 }
             }
         }
+        conn.ledger_claimed = false;
         if let Err(e) = conn.batch("BEGIN") {
             tracing::error!(error = %e, "could not begin a write transaction; retrying");
             thread::sleep(Duration::from_millis(200));

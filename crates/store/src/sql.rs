@@ -110,6 +110,20 @@ pub trait Sql {
         false
     }
 
+    /// Called before every ledger insert. A backend whose sequence numbers are not taken in
+    /// commit order publishes here a floor below every number its transaction will take, so that
+    /// tailing readers wait for it (see `ledger_tail_bound`).
+    fn before_ledger_insert(&mut self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The highest ledger sequence number a tailing reader may advance to: every entry at or
+    /// below it has committed or never will. `None` where sequence numbers follow commit order
+    /// (one writer).
+    fn ledger_tail_bound(&mut self) -> Result<Option<i64>> {
+        Ok(None)
+    }
+
     /// What a `SELECT` that reads rows in order to change them ends with: ` FOR UPDATE` where
     /// other transactions write at the same time, nothing otherwise.
     fn for_update(&self) -> &'static str {

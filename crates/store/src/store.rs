@@ -115,6 +115,20 @@ impl Store {
         rx.await.map_err(|_| StoreError::Unavailable)?
     }
 
+    /// Runs a read-only unit of work each of whose statements sees everything committed before
+    /// it starts (tailing the ledger needs that). SQLite's reads always do; on PostgreSQL it runs
+    /// on a write connection (READ COMMITTED) instead of a read snapshot.
+    pub async fn read_latest<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
+    {
+        match self.kind() {
+            "sqlite" => self.read(f).await,
+            _ => self.write(f).await,
+        }
+    }
+
     pub fn read_blocking<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,

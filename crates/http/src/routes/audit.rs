@@ -103,7 +103,7 @@ pub async fn get_ledger(
     };
     let mut entries = state
         .store
-        .read(move |sql| ledger::query(sql, &query))
+        .read_latest(move |sql| ledger::query(sql, &query))
         .await?;
     let next_cursor = if entries.len() as i64 > limit {
         entries.truncate(limit as usize);

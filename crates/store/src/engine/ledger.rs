@@ -65,6 +65,7 @@ pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Opti
         }
         _ => None,
     };
+    sql.before_ledger_insert()?;
     let now = sql.now_ms();
     sql.execute(
         "INSERT INTO ledger (at, kind, sku, location, delta_on_hand, delta_committed,
@@ -212,8 +213,16 @@ fn entry_from_row(r: &Row) -> LedgerEntry {
     }
 }
 
-/// Ledger entries matching every given filter, in sequence order, at most `limit`.
+/// Ledger entries matching every given filter, in sequence order, at most `limit`. Oldest first,
+/// a page never reaches past an entry whose transaction is still open (`Sql::ledger_tail_bound`),
+/// so that a reader following `next_cursor` never skips an entry that commits late; run it with
+/// `Store::read_latest`.
 pub fn query(sql: &mut dyn Sql, q: &LedgerQuery) -> Result<Vec<LedgerEntry>> {
+    let tail_bound = if q.newest_first {
+        None
+    } else {
+        sql.ledger_tail_bound()?
+    };
     let mut clauses = Vec::new();
     let mut params: Vec<Value> = Vec::new();
     let mut bind = |clause: &str, v: Value, params: &mut Vec<Value>| {
@@ -245,6 +254,9 @@ pub fn query(sql: &mut dyn Sql, q: &LedgerQuery) -> Result<Vec<LedgerEntry>> {
     }
     if let Some(to) = q.to_ms {
         bind("l.at < #", to.into(), &mut params);
+    }
+    if let Some(bound) = tail_bound {
+        bind("l.seq <= #", bound.into(), &mut params);
     }
     if let Some(cursor) = q.cursor {
         let clause = if q.newest_first {
