@@ -27,6 +27,7 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use postgres::error::SqlState;
+use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
 use postgres::{Client, NoTls, Statement};
 use tokio::sync::mpsc;
@@ -494,6 +495,13 @@ impl PostgresBackend {
                 })
                 .map_err(|e| StoreError::database("starting a writer thread", e))?;
         }
+        {
+            let (url, signal) = (url.to_owned(), commit_signal.clone());
+            thread::Builder::new()
+                .name("postgres-listener".into())
+                .spawn(move || listen_for_commits(&url, &signal))
+                .map_err(|e| StoreError::database("starting the listener thread", e))?;
+        }
         let (reads, read_rx) = std_mpsc::sync_channel::<Job>(options.queue_capacity);
         let read_rx = Arc::new(Mutex::new(read_rx));
         for i in 0..options.readers.max(1) {
@@ -513,6 +521,33 @@ impl PostgresBackend {
             reads: Mutex::new(reads),
             stats,
         })
+    }
+}
+
+/// Turns commits of other processes on the same database (and schema) into wake-ups of this
+/// one, by `LISTEN`; reconnects after a lost connection. Ends when nobody listens any more.
+fn listen_for_commits(url: &str, signal: &tokio::sync::watch::Sender<u64>) {
+    while !signal.is_closed() {
+        let listened = (|| -> std::result::Result<(), postgres::Error> {
+            let mut client = Client::connect(url, NoTls)?;
+            let schema: String = client
+                .query_one("SELECT current_schema()::text", &[])?
+                .get(0);
+            client.batch_execute("LISTEN stockhub_commits")?;
+            let mut notifications = client.notifications();
+            let mut waiting = notifications.timeout_iter(Duration::from_secs(1));
+            while !signal.is_closed() {
+                match waiting.next()? {
+                    Some(n) if n.payload() == schema => signal.send_modify(|c| *c += 1),
+                    Some(_) | None => {}
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = listened {
+            tracing::warn!(error = %e, "listening for commits of other processes failed; reconnecting");
+            thread::sleep(Duration::from_secs(1));
+        }
     }
 }
 
@@ -653,7 +688,14 @@ fn write_loop(
             }
         }
         let operations = finished.len() as u64;
-        match conn.batch("COMMIT") {
+        // Committing wakes whoever waits for new work in every process on this database (push
+        // workers): the notification is delivered when the transaction commits.
+        let commit = if operations > 0 {
+            "SELECT pg_notify('stockhub_commits', current_schema()); COMMIT"
+        } else {
+            "COMMIT"
+        };
+        match conn.batch(commit) {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.operations.fetch_add(operations, Ordering::Relaxed);

@@ -234,3 +234,42 @@ fn a_scheduled_job_runs_once_per_interval_across_callers(backend) {
     }
 }
 }
+
+#[test]
+fn a_commit_in_one_process_wakes_the_others_on_postgres() {
+    let Some(db) = test_database(stockhub_store::testing::TestBackend::Postgres, "notify") else {
+        return;
+    };
+    let clock = ManualClock::new(1_000_000);
+    // Two stores on one database stand for two processes.
+    let writer =
+        stockhub_store::open(&db.url, Arc::new(clock.clone()), &StoreOptions::default()).unwrap();
+    let other = stockhub_store::open(&db.url, Arc::new(clock), &StoreOptions::default()).unwrap();
+    let mut woken = other.commits();
+    let seen = *woken.borrow_and_update();
+    // Give the other store's listener time to subscribe, then commit on the first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while *woken.borrow() == seen {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the other process was never woken"
+        );
+        writer
+            .write_blocking(|sql| {
+                catalog::upsert_location(
+                    sql,
+                    &LocationInput {
+                        code: code("wh"),
+                        name: "wh".into(),
+                    },
+                )
+            })
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        other.stats().commits,
+        0,
+        "the other store committed nothing itself"
+    );
+}
