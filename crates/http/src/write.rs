@@ -196,36 +196,82 @@ where
     };
     let scope = caller.scope(&key);
     let hash = request_hash(canonical);
-    let Some(_guard) = state.inflight.claim(&scope) else {
-        return Err(ApiError::new(
+    let in_progress = || {
+        ApiError::new(
             StatusCode::CONFLICT,
             "idempotency-in-progress",
             "a request with this Idempotency-Key is still being processed; retry after it completes",
-        ));
+        )
     };
-    let (status, body, replayed) = state
+    let Some(_guard) = state.inflight.claim(&scope) else {
+        return Err(in_progress());
+    };
+    // Other processes on the same database learn that this scope is in progress from a mark
+    // committed before the request runs (a single SQLite process needs only the claim above).
+    let shared = state.store.kind() != "sqlite";
+    if shared {
+        let (scope, hash) = (scope.clone(), hash.clone());
+        match state
+            .store
+            .write(move |sql| idempotency::begin(sql, &scope, &hash))
+            .await?
+        {
+            Prior::None => {}
+            Prior::InProgress => return Err(in_progress()),
+            Prior::Replay { status, body } => {
+                let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+                return Ok(replay_response(status, body));
+            }
+        }
+    }
+    let (unit_scope, unit_hash) = (scope.clone(), hash.clone());
+    let ran = state
         .store
         .write(move |sql| {
-            if let Prior::Replay { status, body } = idempotency::lookup(sql, &scope, &hash)? {
-                return Ok((
-                    StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
-                    body,
-                    true,
-                ));
+            let (scope, hash) = (&unit_scope, &unit_hash);
+            if !shared {
+                if let Prior::Replay { status, body } = idempotency::lookup(sql, scope, hash)? {
+                    return Ok((
+                        StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                        body,
+                        true,
+                    ));
+                }
             }
             let (status, body) = f(sql, &ctx)?;
             let body = serde_json::to_value(&body).unwrap_or(Json_::Null);
-            idempotency::store(sql, &scope, &hash, status.as_u16(), &body)?;
+            if shared {
+                idempotency::finish(sql, scope, hash, status.as_u16(), &body)?;
+            } else {
+                idempotency::store(sql, scope, hash, status.as_u16(), &body)?;
+            }
             Ok::<_, StoreError>((status, body, false))
         })
-        .await?;
-    let mut response = (status, Json(body)).into_response();
-    if replayed {
-        response
-            .headers_mut()
-            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+        .await;
+    if shared && ran.is_err() {
+        let scope = scope.clone();
+        if let Err(e) = state
+            .store
+            .write(move |sql| idempotency::abandon(sql, &scope))
+            .await
+        {
+            tracing::warn!(error = %e, "removing an in-progress idempotency mark failed; it lapses by itself");
+        }
     }
-    Ok(response)
+    let (status, body, replayed) = ran?;
+    if replayed {
+        return Ok(replay_response(status, body));
+    }
+    Ok((status, Json(body)).into_response())
+}
+
+/// A stored answer, marked as a replay.
+fn replay_response(status: StatusCode, body: Json_) -> Response {
+    let mut response = (status, Json(body)).into_response();
+    response
+        .headers_mut()
+        .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    response
 }
 
 /// The answer to a batch refused at the edge: its own item errors plus those the store found in

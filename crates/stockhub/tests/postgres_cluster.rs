@@ -159,3 +159,95 @@ async fn three_processes_reserve_and_sell_exactly_what_exists() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_idempotency_key_in_progress_in_one_process_is_in_progress_in_the_others() {
+    if !stockhub_testkit::postgres_runs() {
+        return;
+    }
+    let db = stockhub_store::testing::test_database(TestBackend::Postgres, "cluster-idem")
+        .expect("a PostgreSQL schema");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let mut servers = Vec::new();
+    for i in 0..2 {
+        servers.push(ServerProcess::start(BINARY, &db.url, dir.path(), &format!("idem-{i}")).await);
+    }
+    let client = reqwest::Client::new();
+    let first = servers[0].base_url.clone();
+    for (path, body) in [
+        ("/v1/locations/wh-1", json!({})),
+        ("/v1/variants/CAP", json!({})),
+    ] {
+        let (status, reply) = send(&client, "PUT", format!("{first}{path}"), body).await;
+        assert!(status < 300, "{path}: {status} {reply}");
+    }
+    const ITEMS: usize = 2_000;
+    let body = json!({ "movements": (0..ITEMS)
+        .map(|_| json!({ "kind": "receive", "sku": "CAP", "location": "wh-1", "quantity": 1 }))
+        .collect::<Vec<_>>() });
+    let mut attempts = 0;
+    let mut in_progress_seen = 0;
+    while attempts < 5 && in_progress_seen == 0 {
+        attempts += 1;
+        let key = format!("cluster-{attempts}");
+        let mut tasks = tokio::task::JoinSet::new();
+        // The original to one process; copies to the other, a moment later.
+        for (i, delay_ms) in [(0usize, 0u64), (1, 30), (1, 60), (1, 90)] {
+            let (client, url, body, key) = (
+                client.clone(),
+                format!("{}/v1/stock/movements", servers[i].base_url),
+                body.to_string(),
+                key.clone(),
+            );
+            tasks.spawn(async move {
+                tokio::time::sleep(std::time::Duration::from_millis(delay_ms)).await;
+                let reply = client
+                    .post(url)
+                    .header("content-type", "application/json")
+                    .header("idempotency-key", key)
+                    .body(body)
+                    .send()
+                    .await
+                    .expect("request sent");
+                let replayed = reply.headers().contains_key("idempotent-replayed");
+                let status = reply.status().as_u16();
+                let body: Value = reply.json().await.unwrap_or(Value::Null);
+                (status, replayed, body)
+            });
+        }
+        let (mut applied, mut replays, mut in_progress) = (0, 0, 0);
+        while let Some(done) = tasks.join_next().await {
+            let (status, replayed, body) = done.expect("task");
+            match (status, replayed) {
+                (200, false) => applied += 1,
+                (200, true) => replays += 1,
+                (409, _) => {
+                    assert!(
+                        body["type"]
+                            .as_str()
+                            .is_some_and(|t| t.ends_with("idempotency-in-progress")),
+                        "{body}"
+                    );
+                    in_progress += 1;
+                }
+                _ => panic!("unexpected answer to a copy: {status} {body}"),
+            }
+        }
+        assert_eq!(
+            applied, 1,
+            "exactly one copy is applied (attempt {attempts})"
+        );
+        assert_eq!(replays + in_progress, 3);
+        in_progress_seen += in_progress;
+    }
+    assert!(
+        in_progress_seen > 0,
+        "no copy met the original in flight in {attempts} attempts"
+    );
+    let (_, stock) = send(&client, "GET", format!("{first}/v1/stock/CAP"), Value::Null).await;
+    assert_eq!(
+        stock["levels"][0]["on_hand"],
+        (attempts * ITEMS) as i64,
+        "{stock}"
+    );
+}

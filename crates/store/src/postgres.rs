@@ -385,19 +385,22 @@ impl Sql for Conn<'_> {
 // still open, and returns only entries at or below both: every entry there has committed, or
 // never will.
 
-/// Advisory lock keys of the ledger's in-flight floors: 2^62 + floor.
+/// The ledger's in-flight floors are shared advisory locks keyed (the schema's oid, floor / 1024):
+/// per schema, so that stores in other schemas of the database do not hold this one back, and
+/// in units of 1,024 entries, which keeps the key within 32 bits for 2^41 entries (a reader then
+/// waits for at most 1,023 committed entries more than it must, while the transaction is open).
 const CLAIM_LEDGER_RANGE: &str = "SELECT pg_advisory_xact_lock_shared(
-    (1::bigint << 62) + (SELECT last_value - 1 FROM ledger_seq_seq))";
+    (SELECT oid FROM pg_namespace WHERE nspname = current_schema())::int,
+    ((SELECT last_value - 1 FROM ledger_seq_seq) / 1024)::int)";
 
 /// The highest ledger sequence number taken so far.
 const LEDGER_ALLOCATED: &str =
     "SELECT CASE WHEN is_called THEN last_value ELSE last_value - 1 END FROM ledger_seq_seq";
 
-/// The lowest floor published by another open transaction of this database.
-const LEDGER_IN_FLIGHT_FLOOR: &str =
-    "SELECT min(((classid::bigint << 32) | objid::bigint) - (1::bigint << 62))
-    FROM pg_locks
-    WHERE locktype = 'advisory' AND objsubid = 1 AND classid::bigint >= (1::bigint << 30)
+/// The lowest floor published by another open transaction on this schema.
+const LEDGER_IN_FLIGHT_FLOOR: &str = "SELECT min(objid::bigint) * 1024 FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 2
+      AND classid = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
       AND pid <> pg_backend_pid()";
 
