@@ -8,9 +8,12 @@
 //! - A 200 holds one result per item, in order: the resource as saved (its `stock_quantity` is the
 //!   confirmed quantity) or `{"id", "error": {"code", "message", "data": {"status"}}}`, classified
 //!   by that status (4xx permanent, 5xx transient, 429 rate limited).
-//! - A call that fails as a whole (401, 429, 5xx, timeout) stops the calls after it: they would
-//!   meet the same store. Its items, and those not sent, fail with its error; a push where every
-//!   item failed with one error is that error (`Err`). A permanent failure of one call (its
+//! - Variations can only be set through their own product's endpoint, so a push touching many
+//!   products makes many calls: up to `CONCURRENT_CALLS` are in flight at once (simple products
+//!   share `products/batch` calls whatever their number).
+//! - A call that fails as a whole (401, 429, 5xx, timeout) stops the calls not yet sent: they
+//!   would meet the same store. Its items, and those not sent, fail with its error; a push where
+//!   every item failed with one error is that error (`Err`). A permanent failure of one call (its
 //!   parent product is gone) fails only that call's items.
 //! - WooCommerce has no compare-and-set: `change_from` is not sent.
 
@@ -40,22 +43,38 @@ impl Call {
     }
 }
 
+/// Batch calls one push keeps in flight at once.
+pub const CONCURRENT_CALLS: usize = 16;
+
 pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, ChannelError> {
     let mut outcomes: Vec<Option<PushOutcome>> = vec![None; items.len()];
     let mut calls = plan(items, &mut outcomes);
     let mut stopped: Option<ChannelError> = None;
     let mut answered = false;
-    while let Some(call) = calls.pop_front() {
-        if let Some(error) = &stopped {
-            fail(&call, error, &mut outcomes);
-            continue;
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        // Keep up to CONCURRENT_CALLS calls in flight while the store answers.
+        while stopped.is_none() && in_flight.len() < CONCURRENT_CALLS {
+            let Some(call) = calls.pop_front() else { break };
+            let body = json!({ "update": call.items.iter().map(|&(i, id)| json!({
+                "id": id,
+                "manage_stock": true,
+                "stock_quantity": items[i].quantity,
+            })).collect::<Vec<_>>() });
+            let api = api.clone();
+            in_flight.spawn(async move {
+                let answer = api.post(&call.path(), &body).await;
+                (call, answer)
+            });
         }
-        let body = json!({ "update": call.items.iter().map(|&(i, id)| json!({
-            "id": id,
-            "manage_stock": true,
-            "stock_quantity": items[i].quantity,
-        })).collect::<Vec<_>>() });
-        match api.post(&call.path(), &body).await {
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let Ok((call, answer)) = joined else {
+            // The task could not finish (the runtime is shutting down): its items stay unsent.
+            continue;
+        };
+        match answer {
             Ok(answer) => {
                 answered = true;
                 settle(&call, &answer, items, &mut outcomes);
@@ -79,8 +98,13 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
             }) => fail(&call, &error, &mut outcomes),
             Err(Failure { error, .. }) => {
                 fail(&call, &error, &mut outcomes);
-                stopped = Some(error);
+                stopped.get_or_insert(error);
             }
+        }
+    }
+    if let Some(error) = &stopped {
+        for call in calls.drain(..) {
+            fail(&call, error, &mut outcomes);
         }
     }
     let outcomes: Vec<PushOutcome> = outcomes
