@@ -162,6 +162,10 @@ pub enum PushOutcome {
     Accepted {
         ticket: String,
     },
+    /// Not applied, through no fault of its own: the channel refused the whole call because of
+    /// other items in it (Shopify applies `inventorySetQuantities` all-or-nothing). To be sent
+    /// again at once, without counting a failure.
+    Refused,
     Failed(ChannelError),
 }
 
