@@ -30,7 +30,9 @@ const MARK_SELECTED: &str = "
         state = CASE WHEN push_marks.state = 'dead' THEN 'pending' ELSE push_marks.state END,
         next_attempt_at = CASE WHEN push_marks.state = 'dead' THEN excluded.next_attempt_at
                                WHEN push_marks.state = 'in_flight'
-                                   THEN MIN(push_marks.next_attempt_at, excluded.next_attempt_at)
+                                   THEN CASE WHEN excluded.next_attempt_at < push_marks.next_attempt_at
+                                             THEN excluded.next_attempt_at
+                                             ELSE push_marks.next_attempt_at END
                                ELSE push_marks.next_attempt_at END";
 
 /// Marks every channel that lists `sku`, or a kit made of it, for a push.
@@ -445,7 +447,7 @@ pub fn complete(
             // change since the claim (kept in `next_attempt_at` while in flight).
             sql.execute(
                 "UPDATE push_marks SET state = 'pending', attempts = 0, first_failed_at = NULL,
-                     last_error = NULL, lease_token = NULL, marked_at = MIN(next_attempt_at, ?3),
+                     last_error = NULL, lease_token = NULL, marked_at = CASE WHEN next_attempt_at < ?3 THEN next_attempt_at ELSE ?3 END,
                      next_attempt_at = ?3
                  WHERE channel = ?1 AND sku = ?2",
                 &[key[0].clone(), key[1].clone(), now.into()],
