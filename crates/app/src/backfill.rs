@@ -2,6 +2,7 @@
 //! each as a snapshot, idempotently — what webhooks missed is found here.
 
 use stockhub_core::Code;
+use stockhub_store::engine::intake::ChannelOrderInput;
 use stockhub_store::engine::{catalog, intake};
 use stockhub_store::model::Ctx;
 use stockhub_store::Store;
@@ -46,19 +47,68 @@ pub async fn backfill(
         .max();
     let code = Code::parse("channel", channel).map_err(|e| AppError::Invalid(e.to_string()))?;
     let count = inputs.len();
-    store
-        .write(move |sql| {
-            let ctx = Ctx::system("order-backfill", format!("backfill:{code}"));
+    // Most orders read back were applied already, by their webhooks: those are left out on a
+    // read snapshot, so that the single writer only applies what is new.
+    let known = code.clone();
+    let fresh: Vec<ChannelOrderInput> = store
+        .read(move |sql| {
+            let mut fresh = Vec::new();
             for input in &inputs {
-                intake::apply_channel_order(sql, &ctx, &code, input)?;
+                if !already_applied(sql, known.as_str(), input)? {
+                    fresh.push(input.clone());
+                }
             }
-            if let Some(newest) = newest {
-                catalog::set_orders_cursor(sql, code.as_str(), newest)?;
-            }
-            Ok(())
+            Ok(fresh)
         })
         .await?;
+    // What is new is applied a few orders per unit of work, so that webhooks arriving
+    // meanwhile are not held up behind a long transaction; the cursor moves with the last one.
+    let mut units: Vec<Vec<ChannelOrderInput>> = Vec::new();
+    let mut fresh = fresh.into_iter().peekable();
+    while fresh.peek().is_some() {
+        units.push(fresh.by_ref().take(ORDERS_PER_UNIT).collect());
+    }
+    if units.is_empty() {
+        units.push(Vec::new());
+    }
+    let last = units.len() - 1;
+    for (n, unit) in units.into_iter().enumerate() {
+        let code = code.clone();
+        let cursor = if n == last { newest } else { None };
+        store
+            .write(move |sql| {
+                let ctx = Ctx::system("order-backfill", format!("backfill:{code}"));
+                for input in &unit {
+                    intake::apply_channel_order(sql, &ctx, &code, input)?;
+                }
+                if let Some(newest) = cursor {
+                    catalog::set_orders_cursor(sql, code.as_str(), newest)?;
+                }
+                Ok(())
+            })
+            .await?;
+    }
     Ok(count)
+}
+
+/// Orders applied per unit of work by a backfill.
+const ORDERS_PER_UNIT: usize = 25;
+
+/// Whether the order is stored at this very state (version, status, lines and refunds): applying
+/// it again would change nothing.
+fn already_applied(
+    sql: &mut dyn stockhub_store::Sql,
+    channel: &str,
+    input: &ChannelOrderInput,
+) -> stockhub_store::Result<bool> {
+    Ok(
+        intake::stored_order(sql, channel, &input.external_id)?.is_some_and(|stored| {
+            stored.version == input.version
+                && stored.open == input.open
+                && stored.lines == input.lines
+                && stored.refunds == input.refunds
+        }),
+    )
 }
 
 /// Runs until `shutdown`: re-applies deliveries left pending, and backfills each connected

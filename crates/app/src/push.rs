@@ -5,7 +5,7 @@
 //! the configured limit or at once when permanent; a channel that keeps failing is paused (circuit
 //! breaker) without slowing the others.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -31,6 +31,10 @@ pub struct PushSettings {
     pub breaker_failures: u32,
     /// How long a paused channel rests before one trial call.
     pub breaker_pause: Duration,
+    /// The least time between the starts of two passes over one channel: marks that arrive
+    /// while a channel is busy gather into the next pass's batch calls instead of costing a call
+    /// each. A channel idle for longer is pushed at once.
+    pub gather: Duration,
 }
 
 impl Default for PushSettings {
@@ -42,6 +46,7 @@ impl Default for PushSettings {
             retry: RetryPolicy::default(),
             breaker_failures: 5,
             breaker_pause: Duration::from_secs(5),
+            gather: Duration::from_millis(50),
         }
     }
 }
@@ -61,6 +66,8 @@ pub struct PushWorker {
     breakers: Arc<Mutex<HashMap<String, Breaker>>>,
     /// Channels whose decrease we could not explain: their orders should be backfilled.
     backfill_wanted: Arc<Mutex<Vec<String>>>,
+    /// Listings whose last compare-and-set failed (see `push_chunk`).
+    stale_before: Arc<Mutex<HashSet<i64>>>,
 }
 
 impl PushWorker {
@@ -77,6 +84,7 @@ impl PushWorker {
             settings,
             breakers: Arc::default(),
             backfill_wanted: Arc::default(),
+            stale_before: Arc::default(),
         }
     }
 
@@ -89,11 +97,7 @@ impl PushWorker {
     }
 
     fn paused(&self, channel: &str) -> bool {
-        self.breakers
-            .lock()
-            .ok()
-            .and_then(|b| b.get(channel).and_then(|b| b.open_until))
-            .is_some_and(|until| Instant::now() < until)
+        !self.paused_for(channel).is_zero()
     }
 
     fn call_result(&self, channel: &str, ok: bool) {
@@ -117,22 +121,32 @@ impl PushWorker {
 
     /// One pass over one channel: claim due marks, push, report. Deterministic for tests.
     pub async fn run_once(&self, channel: &str) -> Result<Outcome, AppError> {
+        Ok(self.pass(channel, None, None).await?.0)
+    }
+
+    /// A pass over `claimed` marks, or over marks it claims itself. A pass that began at
+    /// `started` and has lasted `gather` by its end claims the next batch in the write that
+    /// reports it (one writer unit instead of two; marks had time to gather), returned for the
+    /// next pass.
+    async fn pass(
+        &self,
+        channel: &str,
+        claimed: Option<Vec<Claim>>,
+        started: Option<Instant>,
+    ) -> Result<(Outcome, Vec<Claim>), AppError> {
         if self.paused(channel) {
-            return Ok(Outcome::Idle);
+            return Ok((Outcome::Idle, claimed.unwrap_or_default()));
         }
         let connected = self.connectors.get(channel).await?;
-        let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
-        let (code, limit, lease_ms) = (
-            channel.to_owned(),
-            self.settings.claim_max,
-            self.settings.lease.as_millis() as i64,
-        );
-        let claims = self
-            .store
-            .write(move |sql| pushes::claim(sql, &code, limit, lease_ms, &token))
-            .await?;
+        let claims = match claimed {
+            Some(claims) => claims,
+            None => {
+                let claim = self.claim_args(channel);
+                self.store.write(move |sql| claim.run(sql)).await?
+            }
+        };
         if claims.is_empty() {
-            return Ok(Outcome::Idle);
+            return Ok((Outcome::Idle, claims));
         }
         let skus: Vec<String> = claims.iter().map(|c| c.sku.clone()).collect();
         let mut targets = self.targets(channel, &skus).await?;
@@ -157,86 +171,152 @@ impl PushWorker {
         targets.sort_by_key(|t| {
             !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
         });
-        let max_items = max_items(&connected);
-        let mut results: BTreeMap<String, Vec<ListingResult>> = BTreeMap::new();
-        let mut errors: BTreeMap<String, ChannelError> = BTreeMap::new();
-        let mut stale: Vec<Target> = Vec::new();
-        for chunk in targets.chunks(max_items) {
-            let items: Vec<PushItem> = chunk
-                .iter()
-                .map(|t| PushItem {
-                    listing: listing_ref(t),
-                    quantity: t.quantity,
-                    // What the channel shows as far as we know: a lower quantity it showed since
-                    // it last confirmed ours, else that confirmation.
-                    change_from: t.listing.observed.or(t.listing.last_confirmed),
-                })
-                .collect();
-            self.metrics.record_api_call(channel);
-            let sent_at_ms = self.store.read(|sql| Ok(sql.now_ms())).await?;
-            match connected.connector.push(&items).await {
-                Ok(outcomes) => {
-                    self.call_result(channel, true);
-                    for (t, outcome) in chunk.iter().zip(outcomes) {
-                        let sku = t.listing.sku.clone().unwrap_or_default();
-                        match outcome {
-                            PushOutcome::Applied { confirmed } => {
-                                results.entry(sku).or_default().push(ListingResult::Pushed {
-                                    listing_id: t.listing.id,
-                                    quantity: confirmed,
-                                    sent_at_ms,
-                                });
-                            }
-                            PushOutcome::Accepted { .. } => {
-                                results.entry(sku).or_default().push(ListingResult::Pushed {
-                                    listing_id: t.listing.id,
-                                    quantity: t.quantity,
-                                    sent_at_ms,
-                                });
-                            }
-                            PushOutcome::Stale { actual } => match actual {
-                                Some(actual) => {
-                                    results
-                                        .entry(sku)
-                                        .or_default()
-                                        .push(ListingResult::Observed {
-                                            listing_id: t.listing.id,
-                                            actual,
-                                        });
-                                }
-                                None => stale.push(t.clone()),
-                            },
-                            PushOutcome::Failed(e) => {
-                                self.metrics.record_failure(channel);
-                                errors.insert(sku, e);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    // Being told to slow down is not the channel failing.
-                    self.call_result(channel, matches!(e, ChannelError::RateLimited { .. }));
-                    self.metrics.record_failure(channel);
-                    for t in chunk {
-                        errors.insert(t.listing.sku.clone().unwrap_or_default(), e.clone());
-                    }
-                }
-            }
+        let mut report = Report::default();
+        for chunk in targets.chunks(max_items(&connected)) {
+            self.push_chunk(channel, &connected, chunk, &mut report)
+                .await?;
         }
-        if !stale.is_empty() {
-            self.read_stale(channel, &connected, &stale, &mut results)
-                .await;
+        if !report.stale.is_empty() {
+            self.read_stale(channel, &connected, &mut report).await;
         }
-        self.finish(channel, &claims, results, errors).await
+        let next = started
+            .is_some_and(|at| at.elapsed() >= self.settings.gather)
+            .then(|| self.claim_args(channel));
+        self.finish(channel, &claims, report, next).await
     }
 
+    fn claim_args(&self, channel: &str) -> ClaimArgs {
+        ClaimArgs {
+            channel: channel.to_owned(),
+            limit: self.settings.claim_max,
+            lease_ms: self.settings.lease.as_millis() as i64,
+            token: format!("{}-{}", std::process::id(), rand::random::<u64>()),
+        }
+    }
+
+    /// One push call and what it says of each listing.
+    async fn push_chunk(
+        &self,
+        channel: &str,
+        connected: &crate::registry::Connected,
+        chunk: &[Target],
+        report: &mut Report,
+    ) -> Result<(), AppError> {
+        let items: Vec<PushItem> = chunk
+            .iter()
+            .map(|t| PushItem {
+                listing: listing_ref(t),
+                quantity: t.quantity,
+                // What the channel shows as far as we know: what it last confirmed (or a lower
+                // quantity it showed since), less its own orders booked after that.
+                change_from: t.expected,
+            })
+            .collect();
+        self.metrics.record_api_call(channel);
+        let sent_at_ms = self.store.read(|sql| Ok(sql.now_ms())).await?;
+        let outcomes = match connected.connector.push(&items).await {
+            Ok(outcomes) => outcomes,
+            Err(e) => {
+                // Being told to slow down is not the channel failing.
+                self.call_result(channel, matches!(e, ChannelError::RateLimited { .. }));
+                self.metrics.record_failure(channel);
+                for t in chunk {
+                    report.errors.insert(sku_of(t), e.clone());
+                }
+                return Ok(());
+            }
+        };
+        self.call_result(channel, true);
+        for (t, outcome) in chunk.iter().zip(outcomes) {
+            let listing_id = t.listing.id;
+            if !matches!(outcome, PushOutcome::Stale { .. }) {
+                self.stale_forget(listing_id);
+            }
+            let result = match outcome {
+                PushOutcome::Applied { confirmed } => ListingResult::Pushed {
+                    listing_id,
+                    quantity: confirmed,
+                    sent_at_ms,
+                },
+                PushOutcome::Accepted { .. } => ListingResult::Pushed {
+                    listing_id,
+                    quantity: t.quantity,
+                    sent_at_ms,
+                },
+                PushOutcome::Stale {
+                    actual: Some(actual),
+                } => ListingResult::Observed { listing_id, actual },
+                PushOutcome::Stale { actual: None } => {
+                    // A first failure is most often a sale whose webhook is on its way: push
+                    // again without spending a read. Failing again, the listing is read, its
+                    // unexplained decrease held back, and the channel's orders backfilled.
+                    if self.stale_again(listing_id) {
+                        report.stale.push(t.clone());
+                    } else {
+                        report.again.insert(sku_of(t));
+                    }
+                    continue;
+                }
+                PushOutcome::Refused => {
+                    report.again.insert(sku_of(t));
+                    continue;
+                }
+                PushOutcome::Failed(e) => {
+                    self.metrics.record_failure(channel);
+                    report.errors.insert(sku_of(t), e);
+                    continue;
+                }
+            };
+            report.results.entry(sku_of(t)).or_default().push(result);
+        }
+        Ok(())
+    }
+
+    /// The targets of a pass, computed on a read snapshot; holds that outlived the hold time
+    /// are given up on the writer first (rare), and the targets computed again after.
     async fn targets(&self, channel: &str, skus: &[String]) -> Result<Vec<Target>, AppError> {
-        let (code, skus) = (channel.to_owned(), skus.to_vec());
         let hold_ms = self.settings.hold.as_millis() as i64;
+        for _ in 0..2 {
+            let (code, wanted) = (channel.to_owned(), skus.to_vec());
+            let computed = self
+                .store
+                .read(move |sql| pushes::targets(sql, &code, &wanted, hold_ms))
+                .await?;
+            if computed.expired.is_empty() {
+                return Ok(computed.targets);
+            }
+            let expired = computed.expired;
+            self.store
+                .write(move |sql| pushes::give_up_holds(sql, &expired))
+                .await?;
+        }
+        let (code, wanted) = (channel.to_owned(), skus.to_vec());
         Ok(self
             .store
-            .write(move |sql| pushes::targets(sql, &code, &skus, hold_ms))
-            .await?)
+            .read(move |sql| pushes::targets(sql, &code, &wanted, hold_ms))
+            .await?
+            .targets)
+    }
+
+    /// Notes a failed compare-and-set of a listing; true if its previous one failed too.
+    fn stale_again(&self, listing_id: i64) -> bool {
+        let Ok(mut stale) = self.stale_before.lock() else {
+            return true;
+        };
+        if stale.remove(&listing_id) {
+            return true;
+        }
+        if stale.len() >= STALE_REMEMBERED {
+            stale.clear();
+        }
+        stale.insert(listing_id);
+        false
+    }
+
+    fn stale_forget(&self, listing_id: i64) {
+        if let Ok(mut stale) = self.stale_before.lock() {
+            stale.remove(&listing_id);
+        }
     }
 
     fn want_backfill(&self, channel: &str) {
@@ -246,8 +326,8 @@ impl PushWorker {
     }
 
     /// For channels without compare-and-set: reads what the listings show before writing, and
-    /// records any quantity below what the channel last confirmed (a sale stockhub has not heard
-    /// of yet). Returns whether one was found; then an order backfill is asked for too. A failed
+    /// records any quantity below what stockhub expects the channel to show (a sale stockhub has
+    /// not heard of yet). Returns whether one was found; then an order backfill is asked for too. A failed
     /// read leaves the push to go ahead on what stockhub knows.
     async fn observe_before_push(
         &self,
@@ -263,10 +343,9 @@ impl PushWorker {
                 return false;
             };
             for t in chunk {
-                let known = t.listing.observed.or(t.listing.last_confirmed);
                 let actual = read.iter().find(|(key, _)| *key == t.listing.listing_key);
-                if let (Some(known), Some((_, actual))) = (known, actual) {
-                    if *actual < known {
+                if let (Some(expected), Some((_, actual))) = (t.expected, actual) {
+                    if *actual < expected {
                         lower.push((t.listing.id, *actual));
                     }
                 }
@@ -289,14 +368,15 @@ impl PushWorker {
     }
 
     /// After a failed compare-and-set, reads what the channel shows so that the next push holds
-    /// back the unexplained decrease; asks for an order backfill.
+    /// back the unexplained decrease; a listing the read does not show is retried after a
+    /// backoff.
     async fn read_stale(
         &self,
         channel: &str,
         connected: &crate::registry::Connected,
-        stale: &[Target],
-        results: &mut BTreeMap<String, Vec<ListingResult>>,
+        report: &mut Report,
     ) {
+        let stale = std::mem::take(&mut report.stale);
         let refs: Vec<ListingRef> = stale.iter().map(listing_ref).collect();
         self.metrics.record_api_call(channel);
         let read = connected
@@ -304,15 +384,28 @@ impl PushWorker {
             .read_quantities(&refs)
             .await
             .unwrap_or_default();
-        for t in stale {
-            if let Some((_, actual)) = read.iter().find(|(key, _)| *key == t.listing.listing_key) {
-                results
-                    .entry(t.listing.sku.clone().unwrap_or_default())
-                    .or_default()
-                    .push(ListingResult::Observed {
-                        listing_id: t.listing.id,
-                        actual: *actual,
-                    });
+        for t in &stale {
+            match read.iter().find(|(key, _)| *key == t.listing.listing_key) {
+                Some((_, actual)) => {
+                    report
+                        .results
+                        .entry(sku_of(t))
+                        .or_default()
+                        .push(ListingResult::Observed {
+                            listing_id: t.listing.id,
+                            actual: *actual,
+                        })
+                }
+                None => {
+                    // Not shown (untracked, or the read failed): retried after a backoff.
+                    report.errors.insert(
+                        sku_of(t),
+                        ChannelError::Transient(
+                            "compare-and-set failed and the listing's quantity could not be read"
+                                .into(),
+                        ),
+                    );
+                }
             }
         }
     }
@@ -321,43 +414,28 @@ impl PushWorker {
         &self,
         channel: &str,
         claims: &[Claim],
-        mut results: BTreeMap<String, Vec<ListingResult>>,
-        errors: BTreeMap<String, ChannelError>,
-    ) -> Result<Outcome, AppError> {
+        mut report: Report,
+        next: Option<ClaimArgs>,
+    ) -> Result<(Outcome, Vec<Claim>), AppError> {
         let now = now_ms();
         let mut plans = Vec::with_capacity(claims.len());
         for claim in claims {
-            let listing_results = results.remove(&claim.sku).unwrap_or_default();
+            let listing_results = report.results.remove(&claim.sku).unwrap_or_default();
             let observed = listing_results
                 .iter()
                 .any(|r| matches!(r, ListingResult::Observed { .. }));
-            let next = match errors.get(&claim.sku) {
+            let next = match report.errors.get(&claim.sku) {
+                // Push again at once: now holding back the unexplained decrease, or without the
+                // item that made the channel refuse the call.
+                None if observed || report.again.contains(&claim.sku) => MarkNext::Again,
                 None => MarkNext::Done,
-                Some(e) => {
-                    let failing_for = Duration::from_millis(
-                        (now - claim.first_failed_at_ms.unwrap_or(now)).max(0) as u64,
-                    );
-                    let attempts = u32::try_from(claim.attempts + 1).unwrap_or(u32::MAX);
-                    match self
-                        .settings
-                        .retry
-                        .next(e, attempts, failing_for, rand::random::<f64>())
-                    {
-                        Next::RetryIn(delay) => MarkNext::Retry {
-                            delay_ms: delay.as_millis() as i64,
-                            error: e.to_string(),
-                        },
-                        Next::Dead => MarkNext::Dead {
-                            error: e.to_string(),
-                        },
-                    }
-                }
+                Some(e) => self.after_failure(claim, e, now),
             };
-            plans.push((claim.clone(), listing_results, next, observed));
+            plans.push((claim.clone(), listing_results, next));
         }
         let for_latency: Vec<(i64, usize)> = plans
             .iter()
-            .map(|(c, r, _, _)| {
+            .map(|(c, r, _)| {
                 (
                     c.marked_at_ms,
                     r.iter()
@@ -366,20 +444,20 @@ impl PushWorker {
                 )
             })
             .collect();
-        let code = channel.to_owned();
-        let applied = self
+        let (applied, claimed) = self
             .store
             .write(move |sql| {
-                let mut applied = Vec::new();
-                for (claim, listing_results, next, observed) in &plans {
-                    let kept = pushes::complete(sql, claim, listing_results, next)?;
-                    if kept && *observed {
-                        // Push again at once, now holding back the unexplained decrease.
-                        pushes::mark_channel_sku(sql, &code, &claim.sku)?;
-                    }
-                    applied.push(kept);
-                }
-                Ok(applied)
+                let applied = plans
+                    .iter()
+                    .map(|(claim, listing_results, next)| {
+                        pushes::complete(sql, claim, listing_results, next)
+                    })
+                    .collect::<Result<Vec<bool>, _>>()?;
+                let claimed = match &next {
+                    Some(next) => next.run(sql)?,
+                    None => Vec::new(),
+                };
+                Ok((applied, claimed))
             })
             .await?;
         let done = now_ms();
@@ -391,11 +469,32 @@ impl PushWorker {
                 }
             }
         }
-        Ok(Outcome::Worked(claims.len()))
+        Ok((Outcome::Worked(claims.len()), claimed))
     }
 
-    /// Runs until `shutdown`: wakes on every commit and when the earliest retry falls due, and
-    /// works each channel that has due marks, one pass at a time per channel.
+    /// What becomes of a mark whose push failed: a retry after a backoff, or dead.
+    fn after_failure(&self, claim: &Claim, e: &ChannelError, now: i64) -> MarkNext {
+        let failing_for =
+            Duration::from_millis((now - claim.first_failed_at_ms.unwrap_or(now)).max(0) as u64);
+        let attempts = u32::try_from(claim.attempts + 1).unwrap_or(u32::MAX);
+        match self
+            .settings
+            .retry
+            .next(e, attempts, failing_for, rand::random::<f64>())
+        {
+            Next::RetryIn(delay) => MarkNext::Retry {
+                delay_ms: delay.as_millis() as i64,
+                error: e.to_string(),
+            },
+            Next::Dead => MarkNext::Dead {
+                error: e.to_string(),
+            },
+        }
+    }
+
+    /// Runs until `shutdown`: one task per channel with marks, each pushing its channel pass
+    /// after pass (see [`PushWorker::work_channel`]). This loop only finds channels that have
+    /// work and no task yet, at most every `SUPERVISE_GAP`.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut commits = self.store.commits();
         let mut running: HashMap<String, tokio::task::JoinHandle<()>> = HashMap::new();
@@ -409,33 +508,24 @@ impl PushWorker {
                 }
             };
             for channel in due {
-                if running.contains_key(&channel) || self.paused(&channel) {
+                if running.contains_key(&channel) {
                     continue;
                 }
                 let worker = self.clone();
-                let code = channel.clone();
+                let (code, stop) = (channel.clone(), shutdown.clone());
                 running.insert(
                     channel,
-                    tokio::spawn(async move {
-                        loop {
-                            match worker.run_once(&code).await {
-                                Ok(Outcome::Worked(_)) => continue,
-                                Ok(Outcome::Idle) => break,
-                                Err(AppError::NotConnected(_)) => break,
-                                Err(e) => {
-                                    tracing::warn!(channel = %code, error = %e, "push pass failed");
-                                    break;
-                                }
-                            }
-                        }
-                    }),
+                    tokio::spawn(async move { worker.work_channel(&code, stop).await }),
                 );
             }
-            let wait = self.next_wake().await;
             tokio::select! {
                 _ = shutdown.changed() => break,
                 _ = commits.changed() => {}
-                () = tokio::time::sleep(wait) => {}
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            tokio::select! {
+                _ = shutdown.changed() => break,
+                () = tokio::time::sleep(SUPERVISE_GAP) => {}
             }
         }
         for (_, handle) in running {
@@ -443,25 +533,137 @@ impl PushWorker {
         }
     }
 
-    /// Until the earliest future retry, a paused channel's trial, or a lease expiry; bounded.
-    async fn next_wake(&self) -> Duration {
-        let earliest = self
-            .store
-            .read(|sql| {
-                Ok(sql
-                    .query_opt(
-                        "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at ELSE leased_until END)
-                         FROM push_marks WHERE state IN ('pending', 'in_flight')",
-                        &[],
-                    )?
-                    .and_then(|r| r.opt_int(0)))
-            })
-            .await
-            .ok()
-            .flatten();
-        let until = earliest.map_or(1000, |at| (at - now_ms()).clamp(1, 1000));
-        Duration::from_millis(until as u64).min(self.settings.breaker_pause)
+    /// One channel's pushes, until `shutdown` or the channel has had nothing to do for
+    /// `CHANNEL_IDLE_EXIT`: a pass whenever marks are due, passes starting at least `gather`
+    /// apart; between passes it sleeps until the channel's next due mark or the next commit.
+    /// A pass that took `gather` or longer claims the next batch in the write that reports it.
+    pub async fn work_channel(&self, channel: &str, mut shutdown: watch::Receiver<bool>) {
+        let mut commits = self.store.commits();
+        let mut last_pass: Option<Instant> = None;
+        let mut last_work = Instant::now();
+        let mut claimed: Vec<Claim> = Vec::new();
+        loop {
+            if *shutdown.borrow() || last_work.elapsed() > CHANNEL_IDLE_EXIT {
+                if !claimed.is_empty() {
+                    // Claimed but not pushed: leave them for the next task, at once.
+                    let (worker, code) = (self.clone(), channel.to_owned());
+                    let _ = worker.pass(&code, Some(claimed), None).await;
+                }
+                return;
+            }
+            if claimed.is_empty() {
+                // Mark the commits seen so far as read: any later one wakes the wait below.
+                commits.borrow_and_update();
+                let wait = match self.due_in(channel).await {
+                    Some(due) if due.is_zero() => self.paused_for(channel),
+                    Some(due) => due.min(IDLE_WAKE),
+                    None => IDLE_WAKE,
+                };
+                if !wait.is_zero() {
+                    tokio::select! {
+                        _ = shutdown.changed() => return,
+                        _ = commits.changed() => {}
+                        () = tokio::time::sleep(wait) => {}
+                    }
+                    continue;
+                }
+                if let Some(gap) =
+                    last_pass.and_then(|at| self.settings.gather.checked_sub(at.elapsed()))
+                {
+                    // The channel is busy: let the marks of this burst gather into one pass.
+                    tokio::time::sleep(gap).await;
+                }
+            }
+            let paused = self.paused_for(channel);
+            if !paused.is_zero() {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    () = tokio::time::sleep(paused) => {}
+                }
+            }
+            let started = Instant::now();
+            last_pass = Some(started);
+            let held = (!claimed.is_empty()).then(|| std::mem::take(&mut claimed));
+            match self.pass(channel, held, Some(started)).await {
+                Ok((Outcome::Worked(_), next)) => {
+                    last_work = Instant::now();
+                    claimed = next;
+                }
+                Ok((Outcome::Idle, next)) => claimed = next,
+                Err(AppError::NotConnected(_)) => return,
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "push pass failed");
+                    tokio::time::sleep(IDLE_WAKE).await;
+                }
+            }
+        }
     }
+
+    /// How long until one of the channel's marks falls due (zero: now), if it has any.
+    async fn due_in(&self, channel: &str) -> Option<Duration> {
+        let code = channel.to_owned();
+        let due = self
+            .store
+            .read(move |sql| Ok((pushes::next_due(sql, &code)?, sql.now_ms())))
+            .await;
+        match due {
+            Ok((Some(at), now)) => Some(Duration::from_millis((at - now).max(0) as u64)),
+            Ok((None, _)) => None,
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "reading the push queue failed");
+                Some(IDLE_WAKE)
+            }
+        }
+    }
+
+    /// How long the channel's breaker keeps it paused (zero when it is not).
+    fn paused_for(&self, channel: &str) -> Duration {
+        self.breakers
+            .lock()
+            .ok()
+            .and_then(|b| b.get(channel).and_then(|b| b.open_until))
+            .map_or(Duration::ZERO, |until| {
+                until.saturating_duration_since(Instant::now())
+            })
+    }
+}
+
+/// What one pass learned, per SKU.
+#[derive(Default)]
+struct Report {
+    results: BTreeMap<String, Vec<ListingResult>>,
+    errors: BTreeMap<String, ChannelError>,
+    /// Listings whose compare-and-set failed, to read back.
+    stale: Vec<Target>,
+    /// SKUs with a listing the channel refused only because of another item of its call.
+    again: BTreeSet<String>,
+}
+
+/// What claiming a channel's due marks takes.
+struct ClaimArgs {
+    channel: String,
+    limit: i64,
+    lease_ms: i64,
+    token: String,
+}
+
+impl ClaimArgs {
+    fn run(&self, sql: &mut dyn stockhub_store::Sql) -> stockhub_store::Result<Vec<Claim>> {
+        pushes::claim(sql, &self.channel, self.limit, self.lease_ms, &self.token)
+    }
+}
+
+/// Listings remembered as stale at most (then forgotten all at once: one extra read each).
+const STALE_REMEMBERED: usize = 100_000;
+/// The least time between two looks for channels that have work and no task.
+const SUPERVISE_GAP: Duration = Duration::from_millis(50);
+/// The longest a channel task sleeps without looking at its marks.
+const IDLE_WAKE: Duration = Duration::from_secs(1);
+/// A channel task with nothing to do for this long ends; the next mark starts another.
+const CHANNEL_IDLE_EXIT: Duration = Duration::from_secs(30);
+
+fn sku_of(t: &Target) -> String {
+    t.listing.sku.clone().unwrap_or_default()
 }
 
 /// The most listings one push call may carry on this channel.

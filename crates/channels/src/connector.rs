@@ -162,6 +162,10 @@ pub enum PushOutcome {
     Accepted {
         ticket: String,
     },
+    /// Not applied, through no fault of its own: the channel refused the whole call because of
+    /// other items in it (Shopify applies `inventorySetQuantities` all-or-nothing). To be sent
+    /// again at once, without counting a failure.
+    Refused,
     Failed(ChannelError),
 }
 
@@ -181,8 +185,9 @@ pub trait Connector: Send + Sync {
     fn push_mode(&self) -> PushMode;
 
     /// Whether a push can say which quantity it expects to replace (Shopify
-    /// `changeFromQuantity`). Without it, the push engine reads quantities before it writes, so
-    /// that a sale the channel made and stockhub has not heard of yet is never undone.
+    /// `changeFromQuantity`; WooCommerce through a read right before each batch call). Without
+    /// it, the push engine reads quantities before it writes, so that a sale the channel made and
+    /// stockhub has not heard of yet is never undone.
     fn compare_and_set(&self) -> bool {
         false
     }

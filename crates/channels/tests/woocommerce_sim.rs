@@ -230,6 +230,56 @@ async fn pushes_over_100_items_across_products_and_variations_apply_and_read_bac
 }
 
 #[tokio::test]
+async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
+    let sim = store(|c| c.products = catalog(2, 3, "C")).await;
+    let woo = woo(&sim);
+    let listings = woo.discover().await.unwrap();
+    let shown: Vec<i64> = listings
+        .iter()
+        .map(|l| sim.stock(stock_id(l)).unwrap())
+        .collect();
+    // The store sells one unit of the second listing after stockhub last saw its quantity.
+    let sold = &listings[1];
+    let sku = sold.sku.clone().unwrap();
+    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(&sku, 1)]))
+        .unwrap();
+    let items: Vec<PushItem> = listings
+        .iter()
+        .zip(&shown)
+        .map(|(l, before)| PushItem {
+            listing: reference(l),
+            quantity: before - 2,
+            change_from: Some(*before),
+        })
+        .collect();
+    let outcomes = woo.push(&items).await.unwrap();
+    for (i, (listing, outcome)) in listings.iter().zip(&outcomes).enumerate() {
+        if i == 1 {
+            assert_eq!(
+                outcome,
+                &PushOutcome::Stale {
+                    actual: Some(shown[1] - 1)
+                }
+            );
+            assert_eq!(
+                sim.stock(stock_id(listing)),
+                Some(shown[1] - 1),
+                "not overwritten"
+            );
+        } else {
+            assert_eq!(
+                outcome,
+                &PushOutcome::Applied {
+                    confirmed: shown[i] - 2
+                },
+                "{}",
+                listing.listing_key
+            );
+        }
+    }
+}
+
+#[tokio::test]
 async fn a_store_with_a_lower_batch_limit_gets_smaller_calls() {
     // 40 simple products and one product of 70 variations; the store takes 30 items a call, so
     // both groups meet a 413 and are halved until they fit.

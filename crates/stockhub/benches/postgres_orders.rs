@@ -337,10 +337,18 @@ fn main() {
         (one, three)
     });
     for i in 0..3 {
-        let log = std::fs::read_to_string(dir.path().join(format!("serve-{i}.log"))).unwrap_or_default();
-        let problems: Vec<&str> = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN")).collect();
+        let log =
+            std::fs::read_to_string(dir.path().join(format!("serve-{i}.log"))).unwrap_or_default();
+        let problems: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("ERROR") || l.contains("WARN"))
+            .collect();
         if !problems.is_empty() {
-            println!("serve-{i} logged {} warnings or errors, the first: {}", problems.len(), problems[0]);
+            println!(
+                "serve-{i} logged {} warnings or errors, the first: {}",
+                problems.len(),
+                problems[0]
+            );
         }
     }
     let raw_one = run_raw(1, 1, seconds);

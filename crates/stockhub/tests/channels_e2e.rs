@@ -54,6 +54,11 @@ async fn available(app: &TestApp, sku: &str, channel: &str) -> i64 {
         .unwrap()
 }
 
+/// The channel API calls stockhub made for pushes to one channel (`/metrics`).
+async fn api_calls(app: &TestApp, channel: &str) -> u64 {
+    app.services.metrics.api_calls(channel)
+}
+
 stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_on_shopify_changes_what_woocommerce_shows() {
@@ -129,6 +134,7 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
     assert_eq!(woo.stock(item.id), Some(5));
 
     // A sale on Shopify reaches stockhub by webhook, and WooCommerce is brought down.
+    let calls_before = api_calls(&app, "shop").await;
     shopify.set_webhook_address(Some(format!("{}/webhooks/shop", app.base_url)));
     shopify
         .place_order(&NewOrder::lines(vec![OrderLine::variant(
@@ -152,6 +158,9 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
         .find(|v| v.variant_id == variant.variant_id)
         .unwrap();
     assert_eq!(v.available_at(location_id), Some(3));
+    // The push back to the store the order was placed on expects the quantity after its own
+    // sale: one call, not a stale compare-and-set followed by a read and a second push.
+    assert_eq!(api_calls(&app, "shop").await - calls_before, 1);
     let events = app.get("/v1/events?channel=shop").await.body;
     assert!(
         events["items"]

@@ -26,14 +26,17 @@
 //! - no user errors: every item `Applied`, confirmed by the `available` change Shopify reports
 //!   for it (else the quantity sent);
 //! - `CHANGE_FROM_QUANTITY_STALE` (or the older `COMPARE_QUANTITY_STALE`) names its item through
-//!   `userErrors.field` (`["input", "quantities", "<i>", …]`): `Stale`, with the quantity Shopify
-//!   shows now read back when possible; other errors naming an item: `Failed(Permanent)`;
+//!   `userErrors.field` (`["input", "quantities", "<i>", …]`): `Stale` (not read back: a read
+//!   costs 3 points an item, and the push engine decides when it wants one, through
+//!   `read_quantities`); other errors naming an item: `Failed(Permanent)`;
 //!   errors naming no item (`input.reason`, …): every item `Failed(Permanent)`; the idempotency
 //!   errors: the whole call is `Transient`.
 //! - Shopify applies such a call all-or-nothing (no adjustment group), so the items without an
-//!   error are sent once more in a call of their own: one stale item does not hold back the rest.
-//!   Items still refused after that are `Failed(Transient)`. If Shopify ever applies part of a
-//!   call (an adjustment group alongside user errors), the items without error are `Applied`.
+//!   error are sent again at once in a call of their own, up to `SEND_ROUNDS` calls in all: one
+//!   stale item does not hold back the rest. Items still refused after that are `Refused` (the
+//!   push engine sends them again at once, without counting a failure). If Shopify ever applies
+//!   part of a call (an adjustment group alongside user errors), the items without error are
+//!   `Applied`.
 
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
@@ -58,6 +61,9 @@ const MAX_DISCOVERY_PAGES: usize = 2_000;
 const MAX_THROTTLED_WAITS: u32 = 20;
 /// Consecutive transient failures one discovery page retries.
 const MAX_TRANSIENT_RETRIES: u32 = 2;
+/// Calls one push makes at most: the first, and resends of the items an all-or-nothing call
+/// refused only because of others (each resend leaves out the items that had errors).
+const SEND_ROUNDS: usize = 3;
 /// Items read back per query after a stale compare-and-set (3 points each).
 const READ_BACK_CHUNK: usize = 100;
 
@@ -318,7 +324,7 @@ impl Shopify {
                 }
             }
         }
-        for round in 0..2 {
+        for round in 0..SEND_ROUNDS {
             if pending.is_empty() {
                 break;
             }
@@ -339,12 +345,8 @@ impl Shopify {
             }
         }
         for (index, _) in pending {
-            let refused = ChannelError::Transient(
-                "not applied: Shopify refused the call because of other items".into(),
-            );
-            outcomes[index] = Some(PushOutcome::Failed(refused));
+            outcomes[index] = Some(PushOutcome::Refused);
         }
-        self.read_back_stale(items, &mut outcomes).await;
         Ok(outcomes
             .into_iter()
             .map(|o| {
@@ -489,34 +491,6 @@ impl Shopify {
             let actual = actuals.as_ref().and_then(|a| a[n]);
             if actuals.is_none() || actual != pending[i].1.change_from {
                 verdicts[i] = Some(PushOutcome::Stale { actual });
-            }
-        }
-    }
-
-    /// Fills in what Shopify shows now for stale items, best effort.
-    async fn read_back_stale(&self, items: &[PushItem], outcomes: &mut [Option<PushOutcome>]) {
-        let stale: Vec<usize> = (0..items.len())
-            .filter(|i| matches!(outcomes[*i], Some(PushOutcome::Stale { actual: None })))
-            .collect();
-        if stale.is_empty() {
-            return;
-        }
-        let targets: Vec<(usize, Target)> = stale
-            .iter()
-            .filter_map(|i| Target::of(&items[*i]).ok().map(|t| (*i, t)))
-            .collect();
-        let pairs: Vec<(String, String)> = targets
-            .iter()
-            .map(|(_, t)| (t.item.clone(), t.location.clone()))
-            .collect();
-        match self.read_available(&pairs).await {
-            Ok(actuals) => {
-                for ((index, _), actual) in targets.iter().zip(actuals) {
-                    outcomes[*index] = Some(PushOutcome::Stale { actual });
-                }
-            }
-            Err(error) => {
-                tracing::debug!(channel = %self.connection.code, %error, "shopify: could not read back stale quantities")
             }
         }
     }

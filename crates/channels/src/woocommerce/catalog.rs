@@ -5,7 +5,8 @@
 //! A listing's quantity is its `stock_quantity` when it manages its own stock (`manage_stock:
 //! true`); a listing that does not (or a variation whose stock is its parent's) has none, and a
 //! read leaves it out. Grouped and external products hold no stock and are not listings.
-//! Variations are read one parent at a time, in turn, which keeps a store's load to one call.
+//! Discovery reads variations one parent at a time, in turn, which keeps a store's load to one
+//! call; a read of quantities (before a push) keeps up to `CONCURRENT_CALLS` reads in flight.
 
 use std::collections::{BTreeMap, HashSet};
 
@@ -13,6 +14,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::listing::{self, Target};
+use super::push::CONCURRENT_CALLS;
 use super::rest::{Api, PAGE_SIZE};
 use super::wire::Product;
 use crate::connector::{ChannelListing, ListingRef};
@@ -71,38 +73,62 @@ pub async fn read_quantities(
         let (parent, id) = target.batch_slot();
         by_parent.entry(parent).or_default().push(id);
     }
-    let mut quantities = Vec::new();
+    let mut reads: Vec<(Option<u64>, String)> = Vec::new();
     for (parent, ids) in by_parent {
-        let path = match parent {
-            None => "products".to_owned(),
-            Some(product_id) => format!("products/{product_id}/variations"),
-        };
         for chunk in ids.chunks(PAGE_SIZE) {
             let include = chunk
                 .iter()
                 .map(u64::to_string)
                 .collect::<Vec<_>>()
                 .join(",");
-            let raw = match api.get_all(&path, &[("include", include)]).await {
-                Ok(raw) => raw,
-                // A parent product that is gone leaves its variations unread, not the others.
-                Err(ChannelError::Permanent(e)) if parent.is_some() => {
-                    tracing::warn!(path, error = %e, "WooCommerce variations unreadable; skipped");
-                    continue;
-                }
-                Err(e) => return Err(e),
+            reads.push((parent, include));
+        }
+    }
+    let mut quantities = Vec::new();
+    let mut reads = reads.into_iter();
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        while in_flight.len() < CONCURRENT_CALLS {
+            let Some((parent, include)) = reads.next() else {
+                break;
             };
-            for item in products(raw, &path) {
-                let target = match parent {
-                    None => Target::Product(item.id),
-                    Some(product_id) => Target::Variation {
-                        product_id,
-                        variation_id: item.id,
-                    },
+            let api = api.clone();
+            in_flight.spawn(async move {
+                let path = match parent {
+                    None => "products".to_owned(),
+                    Some(product_id) => format!("products/{product_id}/variations"),
                 };
-                if let (Some(quantity), Some(keys)) = (item.own_quantity(), keys.get(&target)) {
-                    quantities.extend(keys.iter().map(|k| (k.clone(), quantity)));
-                }
+                let raw = api.get_all(&path, &[("include", include)]).await;
+                (parent, path, raw)
+            });
+        }
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let Ok((parent, path, raw)) = joined else {
+            return Err(ChannelError::Transient(
+                "a quantity read ended without an answer".into(),
+            ));
+        };
+        let raw = match raw {
+            Ok(raw) => raw,
+            // A parent product that is gone leaves its variations unread, not the others.
+            Err(ChannelError::Permanent(e)) if parent.is_some() => {
+                tracing::warn!(path, error = %e, "WooCommerce variations unreadable; skipped");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for item in products(raw, &path) {
+            let target = match parent {
+                None => Target::Product(item.id),
+                Some(product_id) => Target::Variation {
+                    product_id,
+                    variation_id: item.id,
+                },
+            };
+            if let (Some(quantity), Some(keys)) = (item.own_quantity(), keys.get(&target)) {
+                quantities.extend(keys.iter().map(|k| (k.clone(), quantity)));
             }
         }
     }

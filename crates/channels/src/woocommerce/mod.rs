@@ -72,6 +72,12 @@ impl Connector for WooCommerce {
         }
     }
 
+    /// Emulated per batch call: each call's items are read right before they are set, and those
+    /// showing less than expected are left out, answered `Stale` with what they show.
+    fn compare_and_set(&self) -> bool {
+        true
+    }
+
     fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Verdict {
         webhook::verify(&self.connection.webhook_secret, headers, body)
     }

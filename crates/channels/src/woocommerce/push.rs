@@ -8,19 +8,29 @@
 //! - A 200 holds one result per item, in order: the resource as saved (its `stock_quantity` is the
 //!   confirmed quantity) or `{"id", "error": {"code", "message", "data": {"status"}}}`, classified
 //!   by that status (4xx permanent, 5xx transient, 429 rate limited).
-//! - A call that fails as a whole (401, 429, 5xx, timeout) stops the calls after it: they would
-//!   meet the same store. Its items, and those not sent, fail with its error; a push where every
-//!   item failed with one error is that error (`Err`). A permanent failure of one call (its
+//! - Variations can only be set through their own product's endpoint, so a push touching many
+//!   products makes many calls: up to `CONCURRENT_CALLS` are in flight at once (simple products
+//!   share `products/batch` calls whatever their number).
+//! - A call that fails as a whole (401, 429, 5xx, timeout) stops the calls not yet sent: they
+//!   would meet the same store. Its items, and those not sent, fail with its error; a push where
+//!   every item failed with one error is that error (`Err`). A permanent failure of one call (its
 //!   parent product is gone) fails only that call's items.
-//! - WooCommerce has no compare-and-set: `change_from` is not sent.
+//! - WooCommerce has no compare-and-set, so it is done here, per call: right before a call, the
+//!   items it would set that carry a `change_from` are read (`GET products?include=…` or
+//!   `products/{id}/variations?include=…`, the same ids as the call); an item showing less than
+//!   `change_from` (a sale stockhub has not heard of) is not written and comes back
+//!   `Stale { actual }`, the others are written. Read and write of one product follow each other
+//!   at once, so the window in which a sale can be overwritten is one round trip. A read that
+//!   fails fails the call.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::listing::Target;
 use super::rest::{Api, Failure, PAGE_SIZE};
-use super::wire::{ApiError, BatchItem};
+use super::wire::{ApiError, BatchItem, Product};
 use crate::connector::{PushItem, PushOutcome};
 use crate::error::ChannelError;
 
@@ -40,22 +50,50 @@ impl Call {
     }
 }
 
+/// Batch calls one push keeps in flight at once.
+pub const CONCURRENT_CALLS: usize = 16;
+
 pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, ChannelError> {
     let mut outcomes: Vec<Option<PushOutcome>> = vec![None; items.len()];
     let mut calls = plan(items, &mut outcomes);
     let mut stopped: Option<ChannelError> = None;
     let mut answered = false;
-    while let Some(call) = calls.pop_front() {
-        if let Some(error) = &stopped {
-            fail(&call, error, &mut outcomes);
-            continue;
+    let mut in_flight = tokio::task::JoinSet::new();
+    loop {
+        // Keep up to CONCURRENT_CALLS calls in flight while the store answers.
+        while stopped.is_none() && in_flight.len() < CONCURRENT_CALLS {
+            let Some(call) = calls.pop_front() else { break };
+            let sets: Vec<Set> = call
+                .items
+                .iter()
+                .map(|&(i, id)| Set {
+                    index: i,
+                    id,
+                    quantity: items[i].quantity,
+                    change_from: items[i].change_from,
+                })
+                .collect();
+            let api = api.clone();
+            in_flight.spawn(async move { compare_and_set(&api, call, sets).await });
         }
-        let body = json!({ "update": call.items.iter().map(|&(i, id)| json!({
-            "id": id,
-            "manage_stock": true,
-            "stock_quantity": items[i].quantity,
-        })).collect::<Vec<_>>() });
-        match api.post(&call.path(), &body).await {
+        let Some(joined) = in_flight.join_next().await else {
+            break;
+        };
+        let Ok((call, stale, answer)) = joined else {
+            // The task could not finish (the runtime is shutting down): its items stay unsent.
+            continue;
+        };
+        for (index, actual) in stale {
+            outcomes[index] = Some(PushOutcome::Stale {
+                actual: Some(actual),
+            });
+        }
+        let Some(answer) = answer else {
+            // Every item of the call was stale: nothing was written.
+            answered = true;
+            continue;
+        };
+        match answer {
             Ok(answer) => {
                 answered = true;
                 settle(&call, &answer, items, &mut outcomes);
@@ -79,8 +117,13 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
             }) => fail(&call, &error, &mut outcomes),
             Err(Failure { error, .. }) => {
                 fail(&call, &error, &mut outcomes);
-                stopped = Some(error);
+                stopped.get_or_insert(error);
             }
+        }
+    }
+    if let Some(error) = &stopped {
+        for call in calls.drain(..) {
+            fail(&call, error, &mut outcomes);
         }
     }
     let outcomes: Vec<PushOutcome> = outcomes
@@ -93,6 +136,84 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
         (false, Some(error)) => Err(error),
         _ => Ok(outcomes),
     }
+}
+
+/// One item of a call.
+struct Set {
+    index: usize,
+    id: u64,
+    quantity: i64,
+    change_from: Option<i64>,
+}
+
+/// Reads what the call's items show (those with a `change_from`), leaves out those showing less,
+/// and sets the rest. Returns the call as sent (its items the ones written), the stale items as
+/// (index in the push, quantity shown), and the answer (`None` when nothing was left to write).
+async fn compare_and_set(
+    api: &Api,
+    call: Call,
+    sets: Vec<Set>,
+) -> (Call, Vec<(usize, i64)>, Option<Result<Value, Failure>>) {
+    let mut stale = Vec::new();
+    let compared: Vec<u64> = sets
+        .iter()
+        .filter(|s| s.change_from.is_some())
+        .map(|s| s.id)
+        .collect();
+    let shown = if compared.is_empty() {
+        BTreeMap::new()
+    } else {
+        match read_shown(api, call.parent, &compared).await {
+            Ok(shown) => shown,
+            Err(error) => return (call, stale, Some(Err(Failure::from(error)))),
+        }
+    };
+    let mut written = Vec::with_capacity(sets.len());
+    let mut update = Vec::with_capacity(sets.len());
+    for set in sets {
+        match (set.change_from, shown.get(&set.id)) {
+            (Some(expected), Some(&actual)) if actual < expected => stale.push((set.index, actual)),
+            _ => {
+                written.push((set.index, set.id));
+                update.push(json!({
+                    "id": set.id,
+                    "manage_stock": true,
+                    "stock_quantity": set.quantity,
+                }));
+            }
+        }
+    }
+    let call = Call {
+        parent: call.parent,
+        items: written,
+    };
+    if call.items.is_empty() {
+        return (call, stale, None);
+    }
+    let answer = api.post(&call.path(), &json!({ "update": update })).await;
+    (call, stale, Some(answer))
+}
+
+/// The stock each of `ids` (at one endpoint) shows now, for those that manage their own.
+async fn read_shown(
+    api: &Api,
+    parent: Option<u64>,
+    ids: &[u64],
+) -> Result<BTreeMap<u64, i64>, ChannelError> {
+    let path = match parent {
+        None => "products".to_owned(),
+        Some(product_id) => format!("products/{product_id}/variations"),
+    };
+    let include = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+    let mut shown = BTreeMap::new();
+    for raw in api.get_all(&path, &[("include", include)]).await? {
+        if let Ok(item) = Product::deserialize(&raw) {
+            if let Some(quantity) = item.own_quantity() {
+                shown.insert(item.id, quantity);
+            }
+        }
+    }
+    Ok(shown)
 }
 
 /// Groups items by endpoint, in the order they come, in calls of ≤ 100; an item whose listing

@@ -63,7 +63,7 @@ pub struct ChannelOrderInput {
 }
 
 /// The channel order last applied, as stored with the order.
-fn stored_order(
+pub fn stored_order(
     sql: &mut dyn Sql,
     channel: &str,
     external_id: &str,

@@ -4,6 +4,13 @@
 //! applied only while the worker still holds the lease (fencing by lease token), and a mark that
 //! changed meanwhile (a newer generation) stays pending: a later change can only make a push more
 //! correct.
+//!
+//! Only marking, claiming and reporting write; what each listing must be set to (`targets`) is
+//! computed on a read snapshot, so that pushes keep the single writer free for orders.
+//!
+//! While a mark is in flight, `next_attempt_at` is when the first change since the claim arrived
+//! (the end of the lease until one does): a push that finishes after such a change leaves the mark
+//! pending with that time as its `marked_at`, so propagation latency counts from the change.
 
 use std::collections::BTreeMap;
 
@@ -22,6 +29,10 @@ const MARK_SELECTED: &str = "
     ON CONFLICT (channel, sku) DO UPDATE SET generation = push_marks.generation + 1,
         state = CASE WHEN push_marks.state = 'dead' THEN 'pending' ELSE push_marks.state END,
         next_attempt_at = CASE WHEN push_marks.state = 'dead' THEN excluded.next_attempt_at
+                               WHEN push_marks.state = 'in_flight'
+                                   THEN CASE WHEN excluded.next_attempt_at < push_marks.next_attempt_at
+                                             THEN excluded.next_attempt_at
+                                             ELSE push_marks.next_attempt_at END
                                ELSE push_marks.next_attempt_at END";
 
 /// Marks every channel that lists `sku`, or a kit made of it, for a push.
@@ -91,7 +102,7 @@ pub struct Claim {
 }
 
 /// Claims up to `limit` due marks of a channel (pending and due, or in flight with an expired
-/// lease) for `lease_ms`.
+/// lease) for `lease_ms`. `next_attempt_at` becomes the lease's end, until a change arrives.
 pub fn claim(
     sql: &mut dyn Sql,
     channel: &str,
@@ -109,7 +120,8 @@ pub fn claim(
     };
     let rows = sql.query(
         &format!(
-            "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2
+            "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2,
+                 next_attempt_at = ?2
              WHERE (channel, sku) IN (
                  SELECT channel, sku FROM push_marks
                  WHERE channel = ?3 AND ((state = 'pending' AND next_attempt_at <= ?4)
@@ -147,6 +159,18 @@ pub fn channels_due(sql: &mut dyn Sql) -> Result<Vec<String>> {
         .collect())
 }
 
+/// When a channel's marks next fall due (pending and due, or in flight with a lease that ends),
+/// if it has any: a push worker sleeps until then or until a new commit.
+pub fn next_due(sql: &mut dyn Sql, channel: &str) -> Result<Option<i64>> {
+    Ok(sql
+        .query_opt(
+            "SELECT MIN(CASE WHEN state = 'pending' THEN next_attempt_at ELSE leased_until END)
+             FROM push_marks WHERE channel = ?1 AND state IN ('pending', 'in_flight')",
+            args![channel],
+        )?
+        .and_then(|r| r.opt_int(0)))
+}
+
 /// What one listing must be set to now.
 #[derive(Debug, Clone)]
 pub struct Target {
@@ -157,24 +181,48 @@ pub struct Target {
     pub held: i64,
     /// What to send: `max(0, available − held)`.
     pub quantity: i64,
+    /// What the channel shows now if it made no sale stockhub has not heard of: the quantity it
+    /// last confirmed (or the lower one it showed since), less the units of its own orders booked
+    /// after that. Sent as the compare-and-set quantity (Shopify `changeFromQuantity`), so that the
+    /// push back to the channel an order was placed on is not refused as stale; a channel showing
+    /// less than this made a sale stockhub has not heard of.
+    pub expected: Option<i64>,
+}
+
+/// A hold that outlived the hold time: the channel's lower quantity is to become the baseline,
+/// and the decrease no order explained a recorded drift (`give_up_holds`, on the writer).
+#[derive(Debug, Clone)]
+pub struct ExpiredHold {
+    pub listing_id: i64,
+    pub channel: String,
+    pub listing_key: String,
+    pub sku: Option<String>,
+    /// What the channel should have shown: confirmed less the orders booked since.
+    pub expected: i64,
+    /// What it showed, and when.
+    pub found: i64,
+    pub found_at_ms: i64,
+}
+
+/// The targets of a push, and the holds to give up before it goes out.
+#[derive(Debug, Clone, Default)]
+pub struct Targets {
+    pub targets: Vec<Target>,
+    pub expired: Vec<ExpiredHold>,
 }
 
 /// The quantity every listing of the given SKUs must show on a channel, computed from the
-/// canonical state now. A hold older than `hold_ms` is given up: recorded as a drift, and the
-/// channel's lower quantity becomes the new baseline.
-pub fn targets(
-    sql: &mut dyn Sql,
-    channel: &str,
-    skus: &[String],
-    hold_ms: i64,
-) -> Result<Vec<Target>> {
+/// canonical state now. Reads only (run it on a snapshot): a hold older than `hold_ms` counts as
+/// given up — the channel's lower quantity is the baseline — and is returned in `expired`, for
+/// `give_up_holds` to record before the push goes out.
+pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) -> Result<Targets> {
     let record = catalog::require_channel(sql, channel)?;
     let feeding = catalog::feeding_locations(sql, &record)?;
     // In a write unit with concurrent writers the levels read below are locked: take them in
     // the one order every unit uses.
     crate::engine::stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     let now = sql.now_ms();
-    let mut out = Vec::new();
+    let mut out = Targets::default();
     for sku in skus {
         let Some(variant) = sql.query_opt(
             "SELECT is_kit, buffer FROM variants WHERE sku = ?1",
@@ -189,6 +237,7 @@ pub fn targets(
             &format!("SELECT {LISTING_COLUMNS} FROM listings WHERE channel = ?1 AND sku = ?2 ORDER BY id"),
             args![channel, sku.as_str()],
         )?;
+        let only_listing = listings.len() == 1;
         for row in listings {
             let listing = listing_from_row(&row);
             let locations = listing
@@ -204,58 +253,128 @@ pub fn targets(
                 pool += free_at[location];
             }
             let available = ats(pool, variant.int(1), &record.rules);
-            let held = held_back(sql, &listing, now, hold_ms)?;
-            out.push(Target {
+            let hold = held_back(sql, &listing, now, hold_ms)?;
+            let expected = if only_listing {
+                expected_now(sql, &listing)?
+            } else {
+                // Which listing a channel's order drew from is not known when it has several.
+                listing.observed.or(listing.last_confirmed)
+            };
+            let held = match hold {
+                Hold::Held(units) => units,
+                Hold::Expired(e) => {
+                    out.expired.push(e);
+                    0
+                }
+                Hold::None => 0,
+            };
+            out.targets.push(Target {
                 quantity: (available - held).max(0),
                 available,
                 held,
                 listing,
+                expected,
             });
         }
     }
     Ok(out)
 }
 
-/// `u` of DESIGN §1 for one listing: the channel's decrease below what it confirmed that the
-/// orders ingested since do not explain.
-fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -> Result<i64> {
-    let (Some(observed), Some(observed_at)) = (listing.observed, listing.observed_at_ms) else {
-        return Ok(0);
+/// What the listing shows now if its channel made no sale stockhub has not heard of: the last
+/// quantity it showed (a read below what it confirmed, else the confirmation), less its own
+/// orders booked since. (A channel's cancel that restocks is not counted back: a compare-and-set
+/// that fails on it is followed by a read, which then becomes the baseline.)
+fn expected_now(sql: &mut dyn Sql, listing: &ListingView) -> Result<Option<i64>> {
+    let (shown, since) = match (listing.observed, listing.observed_at_ms) {
+        (Some(observed), Some(at)) => (observed, at),
+        _ => match listing.last_confirmed {
+            Some(confirmed) => (confirmed, listing.confirmed_at_ms.unwrap_or(0)),
+            None => return Ok(None),
+        },
     };
-    let confirmed = listing.last_confirmed.unwrap_or(observed);
-    let since = listing.confirmed_at_ms.unwrap_or(0);
+    Ok(Some(shown - ordered_since(sql, listing, since)?))
+}
+
+/// Units of the listing's SKU that its channel's own orders took, booked after `since_ms`.
+fn ordered_since(sql: &mut dyn Sql, listing: &ListingView, since_ms: i64) -> Result<i64> {
     let mut ordered = 0;
     for r in sql.query(
         "SELECT line_delta FROM ledger WHERE channel = ?1 AND sku = ?2 AND at > ?3
            AND kind IN ('order_committed', 'oversold') AND line_delta IS NOT NULL",
-        args![listing.channel.as_str(), listing.sku.as_deref(), since],
+        args![listing.channel.as_str(), listing.sku.as_deref(), since_ms],
     )? {
         let d = parse_line_delta(&r.text(0));
         ordered += d.committed + d.short;
     }
+    Ok(ordered)
+}
+
+/// A listing's hold (`u` of DESIGN §1).
+enum Hold {
+    None,
+    Held(i64),
+    Expired(ExpiredHold),
+}
+
+/// `u` of DESIGN §1 for one listing: the channel's decrease below what it confirmed that the
+/// orders ingested since do not explain.
+fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -> Result<Hold> {
+    let (Some(observed), Some(observed_at)) = (listing.observed, listing.observed_at_ms) else {
+        return Ok(Hold::None);
+    };
+    let confirmed = listing.last_confirmed.unwrap_or(observed);
+    let ordered = ordered_since(sql, listing, listing.confirmed_at_ms.unwrap_or(0))?;
     let unexplained = (confirmed - observed - ordered).max(0);
     if unexplained > 0 && now - observed_at > hold_ms {
+        return Ok(Hold::Expired(ExpiredHold {
+            listing_id: listing.id,
+            channel: listing.channel.clone(),
+            listing_key: listing.listing_key.clone(),
+            sku: listing.sku.clone(),
+            expected: confirmed - ordered,
+            found: observed,
+            found_at_ms: observed_at,
+        }));
+    }
+    Ok(if unexplained > 0 {
+        Hold::Held(unexplained)
+    } else {
+        Hold::None
+    })
+}
+
+/// Gives up expired holds: records each as a drift and makes the channel's lower quantity the
+/// new baseline — unless the listing moved on since the snapshot that found it (then the next
+/// computation decides again). Returns how many were given up.
+pub fn give_up_holds(sql: &mut dyn Sql, expired: &[ExpiredHold]) -> Result<u64> {
+    let now = sql.now_ms();
+    let mut given_up = 0;
+    for e in expired {
+        let changed = sql.execute(
+            "UPDATE listings SET last_confirmed = observed, confirmed_at = observed_at,
+                 observed = NULL, observed_at = NULL
+             WHERE id = ?1 AND observed = ?2 AND observed_at = ?3",
+            args![e.listing_id, e.found, e.found_at_ms],
+        )?;
+        if changed == 0 {
+            continue;
+        }
         sql.execute(
             "INSERT INTO drifts (channel, listing_key, sku, expected, found, at, note)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             args![
-                listing.channel.as_str(),
-                listing.listing_key.as_str(),
-                listing.sku.as_deref(),
-                confirmed - ordered,
-                observed,
+                e.channel.as_str(),
+                e.listing_key.as_str(),
+                e.sku.as_deref(),
+                e.expected,
+                e.found,
                 now,
                 "the channel's decrease was not explained by any order within the hold time"
             ],
         )?;
-        sql.execute(
-            "UPDATE listings SET last_confirmed = observed, confirmed_at = observed_at,
-                 observed = NULL, observed_at = NULL WHERE id = ?1",
-            args![listing.id],
-        )?;
-        return Ok(0);
+        given_up += 1;
     }
-    Ok(unexplained)
+    Ok(given_up)
 }
 
 /// How one listing's push ended.
@@ -278,8 +397,16 @@ pub enum ListingResult {
 #[derive(Debug, Clone)]
 pub enum MarkNext {
     Done,
-    Retry { delay_ms: i64, error: String },
-    Dead { error: String },
+    /// Push again at once, without counting a failure: the channel refused a listing only
+    /// because of another item of its call, or showed a quantity that changes what to send.
+    Again,
+    Retry {
+        delay_ms: i64,
+        error: String,
+    },
+    Dead {
+        error: String,
+    },
 }
 
 /// Applies a worker's results, if it still holds the lease; returns false when the result was
@@ -338,10 +465,20 @@ pub fn complete(
             )?;
         }
         MarkNext::Done => {
-            // Changed while in flight: push again at once, counting latency from the claim.
+            // Changed while in flight: push again at once, counting latency from the first
+            // change since the claim (kept in `next_attempt_at` while in flight).
             sql.execute(
                 "UPDATE push_marks SET state = 'pending', attempts = 0, first_failed_at = NULL,
-                     last_error = NULL, lease_token = NULL, next_attempt_at = ?3, marked_at = ?3
+                     last_error = NULL, lease_token = NULL, marked_at = CASE WHEN next_attempt_at < ?3 THEN next_attempt_at ELSE ?3 END,
+                     next_attempt_at = ?3
+                 WHERE channel = ?1 AND sku = ?2",
+                &[key[0].clone(), key[1].clone(), now.into()],
+            )?;
+        }
+        MarkNext::Again => {
+            // Not done, through no fault of its own: at once, latency still from the oldest change.
+            sql.execute(
+                "UPDATE push_marks SET state = 'pending', lease_token = NULL, next_attempt_at = ?3
                  WHERE channel = ?1 AND sku = ?2",
                 &[key[0].clone(), key[1].clone(), now.into()],
             )?;

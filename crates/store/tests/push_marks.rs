@@ -1,0 +1,225 @@
+//! The push queue's bookkeeping on a real SQLite file: a change that arrives while its mark is in
+//! flight, a push that must go again at once, and the quantity a channel is expected to show.
+
+use std::sync::Arc;
+
+use stockhub_core::{ChannelRules, Code, Sku};
+use stockhub_store::engine::catalog;
+use stockhub_store::engine::listings::{self, FoundListing};
+use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext};
+use stockhub_store::model::*;
+use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
+use stockhub_store::{ManualClock, Store};
+
+const SKU: &str = "TEE";
+const CHANNEL: &str = "shop";
+
+fn ctx() -> Ctx {
+    Ctx {
+        source: "test".into(),
+        correlation_id: "t".into(),
+        idempotency_key: None,
+    }
+}
+
+fn code(s: &str) -> Code {
+    Code::parse("code", s).unwrap()
+}
+
+/// A store with one SKU listed once on one channel (discovery marked it), at `clock`.
+fn listed(dir: &tempfile::TempDir, clock: &ManualClock) -> Store {
+    let backend = SqliteBackend::open(
+        &dir.path().join("t.db"),
+        Arc::new(clock.clone()),
+        SqliteOptions::default(),
+    )
+    .unwrap();
+    let store = Store::new(Arc::new(backend));
+    store
+        .write_blocking(|sql| {
+            catalog::upsert_location(
+                sql,
+                &LocationInput {
+                    code: code("wh"),
+                    name: "wh".into(),
+                },
+            )?;
+            catalog::upsert_variant(
+                sql,
+                &ctx(),
+                &VariantInput {
+                    sku: Sku::parse(SKU).unwrap(),
+                    product_id: None,
+                    title: None,
+                    option_values: serde_json::json!({}),
+                    barcode: None,
+                    buffer: 0,
+                    kit: None,
+                },
+            )?;
+            catalog::upsert_channel(
+                sql,
+                &ChannelInput {
+                    code: code(CHANNEL),
+                    kind: "manual".into(),
+                    rules: ChannelRules::default(),
+                    feeding_locations: None,
+                },
+            )?;
+            listings::store_discovery(
+                sql,
+                CHANNEL,
+                &[FoundListing {
+                    listing_key: "item-1".into(),
+                    channel_sku: Some(SKU.into()),
+                    channel_location: None,
+                    feeding_locations: None,
+                    variant_ref: None,
+                    ids: serde_json::json!({}),
+                    quantity: Some(0),
+                }],
+            )?;
+            Ok(())
+        })
+        .unwrap();
+    store
+}
+
+fn claim(store: &Store) -> Vec<Claim> {
+    store
+        .write_blocking(|sql| pushes::claim(sql, CHANNEL, 10, 60_000, "token"))
+        .unwrap()
+}
+
+fn complete(store: &Store, claim: &Claim, results: Vec<ListingResult>, next: MarkNext) -> bool {
+    let claim = claim.clone();
+    store
+        .write_blocking(move |sql| pushes::complete(sql, &claim, &results, &next))
+        .unwrap()
+}
+
+fn marks(store: &Store) -> Vec<pushes::PushView> {
+    store
+        .read_blocking(|sql| pushes::list(sql, None, None, 10))
+        .unwrap()
+}
+
+#[test]
+fn a_change_while_in_flight_is_pushed_again_counting_from_the_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let store = listed(&dir, &clock);
+    clock.advance_ms(1_000);
+    let claims = claim(&store);
+    assert_eq!(claims.len(), 1);
+    assert_eq!(claims[0].marked_at_ms, 1_000);
+
+    // The SKU changes twice while its push is in flight.
+    clock.advance_ms(1_000);
+    store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
+    clock.advance_ms(500);
+    store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
+    clock.advance_ms(1_500);
+    assert!(complete(&store, &claims[0], Vec::new(), MarkNext::Done));
+    let left = marks(&store);
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].state, "pending");
+    assert_eq!(
+        left[0].marked_at_ms, 3_000,
+        "latency counts from the first change since the claim, not from the push's end"
+    );
+    assert_eq!(left[0].next_attempt_at_ms, 5_000, "due at once");
+
+    // Pushed again at once, without a failure counted: the oldest change still counts.
+    let claims = claim(&store);
+    assert_eq!(claims[0].marked_at_ms, 3_000);
+    clock.advance_ms(100);
+    assert!(complete(&store, &claims[0], Vec::new(), MarkNext::Again));
+    let left = marks(&store);
+    assert_eq!(
+        (
+            left[0].state.as_str(),
+            left[0].marked_at_ms,
+            left[0].attempts
+        ),
+        ("pending", 3_000, 0)
+    );
+    assert_eq!(left[0].next_attempt_at_ms, 5_100);
+
+    // Done with nothing newer: the mark is gone.
+    let claims = claim(&store);
+    assert!(complete(&store, &claims[0], Vec::new(), MarkNext::Done));
+    assert!(marks(&store).is_empty());
+}
+
+#[test]
+fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_since() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let store = listed(&dir, &clock);
+    let claims = claim(&store);
+    let listing_id = store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap()
+        .targets[0]
+        .listing
+        .id;
+    // The channel confirms 10.
+    let pushed = vec![ListingResult::Pushed {
+        listing_id,
+        quantity: 10,
+        sent_at_ms: 1_000,
+    }];
+    assert!(complete(&store, &claims[0], pushed, MarkNext::Done));
+    let expected = |store: &Store| {
+        store
+            .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+            .unwrap()
+            .targets[0]
+            .expected
+    };
+    assert_eq!(expected(&store), Some(10));
+
+    // A read shows 7 later: that becomes what the channel is expected to show, and the
+    // unexplained decrease of 3 is held back.
+    clock.advance_ms(1_000);
+    store
+        .write_blocking(move |sql| pushes::observe(sql, listing_id, 7, 2_000))
+        .unwrap();
+    let found = store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap();
+    assert_eq!(found.targets[0].expected, Some(7));
+    assert_eq!(found.targets[0].held, 3);
+    assert!(found.expired.is_empty());
+
+    // Past the hold time the hold is given up (by a write), and recorded as a drift once.
+    clock.advance_ms(200_000);
+    let found = store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap();
+    assert_eq!(found.targets[0].held, 0);
+    assert_eq!(found.expired.len(), 1);
+    let expired = found.expired.clone();
+    let again = found.expired;
+    assert_eq!(
+        store
+            .write_blocking(move |sql| pushes::give_up_holds(sql, &expired))
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store
+            .write_blocking(move |sql| pushes::give_up_holds(sql, &again))
+            .unwrap(),
+        0,
+        "a hold already given up is not recorded twice"
+    );
+    let found = store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap();
+    assert_eq!(
+        (found.targets[0].held, found.targets[0].expected),
+        (0, Some(7))
+    );
+}
