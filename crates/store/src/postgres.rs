@@ -293,6 +293,9 @@ struct Conn<'a> {
     marks: std::collections::BTreeSet<String>,
     /// A statement of this unit failed in a way that asks for the unit to run again.
     conflict: bool,
+    /// A statement of this unit failed. PostgreSQL then refuses every later statement of the
+    /// savepoint, so the unit is rolled back even if its code went on as if nothing happened.
+    failed: Option<String>,
     /// A write transaction (reads run in read-only snapshots, which take no row locks).
     writing: bool,
 }
@@ -406,11 +409,15 @@ const LEDGER_IN_FLIGHT_FLOOR: &str = "SELECT min(objid::bigint) * 1024 FROM pg_l
 
 impl Conn<'_> {
     fn fail(&mut self, sql: &str, e: postgres::Error) -> StoreError {
-        tracing::debug!(statement = %sql, error = %e, "a statement failed");
         if is_conflict(&e) {
             self.conflict = true;
         }
-        db_error(sql, e)
+        let error = db_error(sql, e);
+        tracing::debug!(error = %error, "a statement failed");
+        if self.failed.is_none() {
+            self.failed = Some(error.to_string());
+        }
+        error
     }
 }
 
@@ -477,24 +484,38 @@ impl PostgresBackend {
         let write_rx = Arc::new(Mutex::new(write_rx));
         let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
         let commit_signal = Arc::new(commit_signal);
+        // Commits are announced to the other processes by NOTIFY from a connection of its own,
+        // outside the writers' transactions: a transaction that notifies holds PostgreSQL's
+        // notification queue lock through its commit, which would serialize every commit.
+        let (notify, announce) = std_mpsc::sync_channel::<()>(1);
+        {
+            let url = url.to_owned();
+            thread::Builder::new()
+                .name("postgres-notifier".into())
+                .spawn(move || announce_commits(&url, &announce))
+                .map_err(|e| StoreError::database("starting the notifier thread", e))?;
+        }
         let mut connections = vec![first];
         for _ in 1..options.writers.max(1) {
             connections.push(Connection::open(url)?);
         }
         for (i, mut conn) in connections.into_iter().enumerate() {
-            let (rx, stats, clock, signal, url) = (
+            let (rx, stats, clock, url) = (
                 write_rx.clone(),
                 stats.clone(),
                 clock.clone(),
-                commit_signal.clone(),
                 url.to_owned(),
             );
+            let wake = Wakeups {
+                local: commit_signal.clone(),
+                others: notify.clone(),
+            };
             let group_max = options.group_max;
             thread::Builder::new()
                 .name(format!("postgres-writer-{i}"))
                 .spawn(move || {
                     let clock = (!use_database_clock).then_some(&*clock);
-                    write_loop(&url, &mut conn, clock, &rx, group_max, &stats, &signal);
+                    write_loop(&url, &mut conn, clock, &rx, group_max, &stats, &wake);
                 })
                 .map_err(|e| StoreError::database("starting a writer thread", e))?;
         }
@@ -524,6 +545,27 @@ impl PostgresBackend {
             reads: Mutex::new(reads),
             stats,
         })
+    }
+}
+
+/// Announces this process's commits to the others (coalesced: one NOTIFY for every commit made
+/// while the previous one was sent). Ends when the writers are gone.
+fn announce_commits(url: &str, commits: &std_mpsc::Receiver<()>) {
+    let mut client: Option<Client> = None;
+    while commits.recv().is_ok() {
+        if client.as_ref().is_none_or(Client::is_closed) {
+            client = Client::connect(url, NoTls)
+                .map_err(|e| tracing::warn!(error = %e, "connecting to announce commits failed"))
+                .ok();
+        }
+        if let Some(c) = client.as_mut() {
+            if let Err(e) =
+                c.batch_execute("SELECT pg_notify('stockhub_commits', current_schema())")
+            {
+                tracing::warn!(error = %e, "announcing a commit to other processes failed");
+                client = None;
+            }
+        }
     }
 }
 
@@ -562,17 +604,17 @@ struct Pending {
 
 /// What became of one unit inside a group transaction.
 enum Outcome {
-    Done(Finish),
+    /// Finished; the job is kept until the commit, to run again if the commit meets a conflict.
+    Done(Finish, Option<Pending>),
     Again(Pending),
 }
 
 fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) -> Outcome {
     if let Err(e) = conn.batch("SAVEPOINT unit") {
-        let error = db_error("SAVEPOINT", e);
-        return Outcome::Done(Finish {
-            ok: false,
-            deliver: Box::new(move |_| drop(error)),
-        });
+        // The transaction is broken; the unit goes again in the next one.
+        tracing::error!(error = %db_error("SAVEPOINT", e), "starting a unit of work failed");
+        pending.attempts += 1;
+        return Outcome::Again(pending);
     }
     let claimed_before = conn.ledger_claimed;
     let mut sql = Conn {
@@ -580,6 +622,7 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         time,
         marks: Default::default(),
         conflict: false,
+        failed: None,
         writing: true,
     };
     let job = &mut pending.job;
@@ -600,6 +643,19 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         }
     }
     let conflict = sql.conflict;
+    if let (true, Some(failed)) = (finish.ok, sql.failed.take()) {
+        tracing::error!(error = %failed, "a unit of work went on after a failed statement; it was rolled back");
+        let deliver = finish.deliver;
+        finish = Finish {
+            ok: false,
+            deliver: Box::new(move |_| {
+                deliver(Some(StoreError::database(
+                    "a statement of the unit failed",
+                    std::io::Error::other(failed),
+                )))
+            }),
+        };
+    }
     let end = if finish.ok {
         "RELEASE unit"
     } else {
@@ -616,7 +672,14 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         pending.attempts += 1;
         return Outcome::Again(pending);
     }
-    Outcome::Done(finish)
+    Outcome::Done(finish, Some(pending))
+}
+
+/// Whom a writer tells that it committed: this process's waiters, and the notifier that tells
+/// the other processes.
+struct Wakeups {
+    local: Arc<tokio::sync::watch::Sender<u64>>,
+    others: std_mpsc::SyncSender<()>,
 }
 
 fn write_loop(
@@ -626,7 +689,7 @@ fn write_loop(
     rx: &Mutex<mpsc::Receiver<Job>>,
     group_max: usize,
     stats: &Stats,
-    signal: &tokio::sync::watch::Sender<u64>,
+    wake: &Wakeups,
 ) {
     // Units that met a conflict go first in the next transaction.
     let mut again: VecDeque<Pending> = VecDeque::new();
@@ -686,19 +749,12 @@ fn write_loop(
                 }
             }
             match run_unit(conn, &time, pending) {
-                Outcome::Done(f) => finished.push(f),
+                Outcome::Done(f, p) => finished.push((f, p)),
                 Outcome::Again(p) => retried.push(p),
             }
         }
         let operations = finished.len() as u64;
-        // Committing wakes whoever waits for new work in every process on this database (push
-        // workers): the notification is delivered when the transaction commits.
-        let commit = if operations > 0 {
-            "SELECT pg_notify('stockhub_commits', current_schema()); COMMIT"
-        } else {
-            "COMMIT"
-        };
-        match conn.batch(commit) {
+        match conn.batch("COMMIT") {
             Ok(()) => {
                 stats.commits.fetch_add(1, Ordering::Relaxed);
                 stats.operations.fetch_add(operations, Ordering::Relaxed);
@@ -706,17 +762,31 @@ fn write_loop(
                     .retries
                     .fetch_add(retried.len() as u64, Ordering::Relaxed);
                 if operations > 0 {
-                    signal.send_modify(|n| *n += 1);
+                    wake.local.send_modify(|n| *n += 1);
+                    // Whoever waits for new work in the other processes hears of it too.
+                    let _ = wake.others.try_send(());
                 }
-                for f in finished {
+                for (f, _) in finished {
                     (f.deliver)(None);
                 }
             }
+            Err(e) if is_conflict(&e) => {
+                // Nothing of the group was kept: every unit runs again in the next transaction.
+                tracing::warn!(error = %db_error("COMMIT", e), "group commit met a conflict; its units run again");
+                let _ = conn.batch("ROLLBACK");
+                for (_, pending) in finished {
+                    if let Some(mut pending) = pending {
+                        pending.attempts += 1;
+                        retried.push(pending);
+                    }
+                }
+            }
             Err(e) => {
+                let e = db_error("COMMIT", e);
                 tracing::error!(error = %e, "group commit failed; every unit in it is refused");
                 let _ = conn.batch("ROLLBACK");
                 let message = e.to_string();
-                for f in finished {
+                for (f, _) in finished {
                     (f.deliver)(Some(StoreError::database(
                         "commit",
                         std::io::Error::other(message.clone()),
@@ -757,6 +827,7 @@ fn read_loop(
             time: &time,
             marks: Default::default(),
             conflict: false,
+            failed: None,
             writing: false,
         };
         let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
