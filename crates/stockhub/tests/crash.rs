@@ -1,12 +1,12 @@
-//! Crash test (issue 2, "Crash test"): a real `stockhub serve` child receives a stream of writes
-//! from several concurrent clients and is killed with SIGKILL at a random moment, again and
-//! again, on the same database file. After every restart each write that was acknowledged
-//! (a 2xx received) must still be there, `stockhub verify` must find the projections equal to
-//! the ledger, and the live connection must report power-loss-safe settings (WAL with
-//! `synchronous=FULL`), since SIGKILL alone cannot lose what the OS page cache holds.
+//! Crash test (issue 2, "Crash test"; issue 4 on PostgreSQL): a real `stockhub serve` child
+//! receives a stream of writes from several concurrent clients and is killed with SIGKILL at a
+//! random moment, again and again, on the same database. After every restart each write that was
+//! acknowledged (a 2xx received) must still be there, `stockhub verify` must find the projections
+//! equal to the ledger, and the live connection must report power-loss-safe settings (SQLite: WAL
+//! with `synchronous=FULL`; PostgreSQL: `synchronous_commit` and `fsync` on), since SIGKILL alone
+//! cannot lose what the OS page cache holds.
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -15,7 +15,8 @@ use std::time::Duration;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
-use tokio::process::{Child, Command};
+use stockhub_testkit::{ServerProcess, TestBackend};
+use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stockhub");
 /// Kills of the server, each at a random moment of a write stream.
@@ -29,81 +30,6 @@ const KILL_AFTER_MS: std::ops::Range<u64> = 20..300;
 const SKUS: usize = 12;
 const LOCATIONS: [&str; 2] = ["east", "west"];
 const CHANNELS: [&str; 2] = ["web", "pos"];
-
-/// A `stockhub serve` child; killed (SIGKILL) when dropped, so a failing test leaves nothing.
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Server {
-    /// Starts the server on a port the OS picks, reads the address it announces on standard
-    /// output, and waits until it answers `/healthz`.
-    async fn start(db: &Path, log: &Path) -> Server {
-        let out = db.with_extension("out");
-        let log_file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(log)
-            .expect("server log file");
-        let out_file = std::fs::File::create(&out).expect("server output file");
-        let mut child = Command::new(BINARY)
-            .args(["serve", "--db", db.to_str().expect("utf-8 path")])
-            .args(["--listen", "127.0.0.1:0"])
-            .current_dir(db.parent().expect("database directory"))
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(out_file))
-            .stderr(Stdio::from(log_file))
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn stockhub serve");
-        for _ in 0..3000 {
-            let text = std::fs::read_to_string(&out).unwrap_or_default();
-            let announced = text
-                .lines()
-                .find_map(|l| l.strip_prefix("stockhub listening on "))
-                .and_then(|rest| rest.split_whitespace().next());
-            if let Some(url) = announced {
-                let server = Server {
-                    child,
-                    base_url: url.to_owned(),
-                };
-                server.wait_healthy().await;
-                return server;
-            }
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!(
-                    "stockhub serve exited with {status} before listening; its log:\n{}",
-                    std::fs::read_to_string(log).unwrap_or_default()
-                );
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        panic!("stockhub serve did not announce its address within 30 s");
-    }
-
-    async fn wait_healthy(&self) {
-        let client = reqwest::Client::new();
-        for _ in 0..400 {
-            let answer = client
-                .get(format!("{}/healthz", self.base_url))
-                .timeout(Duration::from_secs(2))
-                .send()
-                .await;
-            if answer.is_ok_and(|r| r.status().is_success()) {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("stockhub serve at {} never became healthy", self.base_url);
-    }
-
-    /// SIGKILL, then reap the process.
-    async fn kill(mut self) {
-        self.child.kill().await.expect("kill stockhub serve");
-    }
-}
 
 /// An order as acknowledged: channel, external id, and its lines (line id, SKU, quantity).
 #[derive(Debug, Clone)]
@@ -317,8 +243,17 @@ async fn write_stream(
 async fn assert_power_loss_safe(client: &reqwest::Client, base: &str) {
     let (status, storage) = get(client, format!("{base}/v1/system/storage")).await;
     assert_eq!(status, 200, "{storage}");
-    assert_eq!(storage["durability"]["journal_mode"], "wal", "{storage}");
-    assert_eq!(storage["durability"]["synchronous"], "full", "{storage}");
+    let durability = &storage["durability"];
+    match stockhub_testkit::current_backend() {
+        TestBackend::Sqlite => {
+            assert_eq!(durability["journal_mode"], "wal", "{storage}");
+            assert_eq!(durability["synchronous"], "full", "{storage}");
+        }
+        TestBackend::Postgres => {
+            assert_eq!(durability["synchronous_commit"], "on", "{storage}");
+            assert_eq!(durability["fsync"], "on", "{storage}");
+        }
+    }
 }
 
 /// Every acknowledged write is present after the restart.
@@ -397,9 +332,9 @@ async fn assert_acknowledged_present(
 }
 
 /// `stockhub verify` on the file finds every projection equal to its rebuild from the ledger.
-async fn assert_verify_passes(db: &Path, round: usize) {
+async fn assert_verify_passes(db: &str, round: usize) {
     let output = Command::new(BINARY)
-        .args(["verify", "--db", db.to_str().expect("utf-8 path")])
+        .args(["verify", "--db", db])
         .env("RUST_LOG", "warn")
         .stdin(Stdio::null())
         .output()
@@ -415,7 +350,7 @@ async fn assert_verify_passes(db: &Path, round: usize) {
 }
 
 /// Runs one stream of writes and kills the server at a random moment in it.
-async fn stream_then_kill(server: Server, round: usize, rng: &mut StdRng) -> Vec<ClientLog> {
+async fn stream_then_kill(server: ServerProcess, round: usize, rng: &mut StdRng) -> Vec<ClientLog> {
     let client = client();
     let stop = Arc::new(AtomicBool::new(false));
     let mut writers = tokio::task::JoinSet::new();
@@ -440,11 +375,12 @@ async fn stream_then_kill(server: Server, round: usize, rng: &mut StdRng) -> Vec
     logs
 }
 
+stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_writes_survive_sigkill_and_verify_passes() {
     let dir = tempfile::tempdir().expect("temporary directory");
-    let db: PathBuf = dir.path().join("stockhub.db");
-    let log = dir.path().join("server.log");
+    let database = stockhub_testkit::fresh_database("crash");
+    let db = database.url.as_str();
     let seed: u64 = rand::random();
     println!("crash test seed {seed}");
     let mut rng = StdRng::seed_from_u64(seed);
@@ -452,14 +388,14 @@ async fn acknowledged_writes_survive_sigkill_and_verify_passes() {
     let mut unexpected = Vec::new();
     let mut cut_off = 0;
     for round in 0..=ROUNDS {
-        let server = Server::start(&db, &log).await;
+        let server = ServerProcess::start(BINARY, db, dir.path(), &format!("round-{round}")).await;
         let client = client();
         if round == 0 {
             set_up_catalog(&client, &server.base_url).await;
         }
         assert_power_loss_safe(&client, &server.base_url).await;
         assert_acknowledged_present(&client, &server.base_url, &acked, round).await;
-        assert_verify_passes(&db, round).await;
+        assert_verify_passes(db, round).await;
         if round == ROUNDS {
             server.kill().await;
             break;
@@ -484,4 +420,5 @@ async fn acknowledged_writes_survive_sigkill_and_verify_passes() {
         acked.receives.len(),
         acked.orders.len()
     );
+}
 }

@@ -17,10 +17,7 @@
 //! consistent snapshot per unit of read work.
 
 use std::collections::{HashMap, VecDeque};
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -35,7 +32,7 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
-use crate::store::{Backend, CommitStats, Finish, Job};
+use crate::store::{Backend, CommitCounters, Finish, Job, Queues};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`, under an advisory lock
 /// so that processes starting together apply each exactly once.
@@ -85,17 +82,7 @@ impl Default for PostgresOptions {
 }
 
 pub struct PostgresBackend {
-    writes: mpsc::Sender<Job>,
-    committed: tokio::sync::watch::Receiver<u64>,
-    reads: Mutex<std_mpsc::SyncSender<Job>>,
-    stats: Arc<Stats>,
-}
-
-#[derive(Default)]
-struct Stats {
-    commits: AtomicU64,
-    operations: AtomicU64,
-    retries: AtomicU64,
+    queues: Queues,
 }
 
 /// Turns the engine's `?1, ?2` placeholders into PostgreSQL's `$1, $2`, leaving quoted text alone.
@@ -479,7 +466,7 @@ impl PostgresBackend {
         let mut first = Connection::open(url)?;
         migrate(&mut first)?;
         let use_database_clock = clock.is_wall_clock();
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(CommitCounters::default());
         let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
         let write_rx = Arc::new(Mutex::new(write_rx));
         let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
@@ -540,10 +527,12 @@ impl PostgresBackend {
                 .map_err(|e| StoreError::database("starting a reader thread", e))?;
         }
         Ok(Self {
-            writes,
-            committed,
-            reads: Mutex::new(reads),
-            stats,
+            queues: Queues {
+                writes,
+                reads: Mutex::new(reads),
+                committed,
+                counters: stats,
+            },
         })
     }
 }
@@ -688,7 +677,7 @@ fn write_loop(
     clock: Option<&dyn Clock>,
     rx: &Mutex<mpsc::Receiver<Job>>,
     group_max: usize,
-    stats: &Stats,
+    stats: &CommitCounters,
     wake: &Wakeups,
 ) {
     // Units that met a conflict go first in the next transaction.
@@ -696,14 +685,20 @@ fn write_loop(
     let mut group: Vec<Pending> = Vec::with_capacity(group_max);
     loop {
         group.extend(again.drain(..));
-        {
+        // A writer with nothing to do waits for work holding the queue; one that has units to
+        // run again must never wait behind it (the queue may stay empty for long), so it only
+        // takes what is there if the queue is free.
+        let queue = if group.is_empty() {
             let Ok(mut rx) = rx.lock() else { return };
-            if group.is_empty() {
-                match rx.blocking_recv() {
-                    Some(job) => group.push(Pending { job, attempts: 0 }),
-                    None => return,
-                }
+            match rx.blocking_recv() {
+                Some(job) => group.push(Pending { job, attempts: 0 }),
+                None => return,
             }
+            Some(rx)
+        } else {
+            rx.try_lock().ok()
+        };
+        if let Some(mut rx) = queue {
             while group.len() < group_max {
                 match rx.try_recv() {
                     Ok(job) => group.push(Pending { job, attempts: 0 }),
@@ -756,11 +751,7 @@ fn write_loop(
         let operations = finished.len() as u64;
         match conn.batch("COMMIT") {
             Ok(()) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.operations.fetch_add(operations, Ordering::Relaxed);
-                stats
-                    .retries
-                    .fetch_add(retried.len() as u64, Ordering::Relaxed);
+                stats.committed(operations);
                 if operations > 0 {
                     wake.local.send_modify(|n| *n += 1);
                     // Whoever waits for new work in the other processes hears of it too.
@@ -839,43 +830,12 @@ fn read_loop(
 }
 
 impl Backend for PostgresBackend {
-    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
-        Box::pin(async move {
-            self.writes
-                .send(job)
-                .await
-                .map_err(|_| StoreError::Unavailable)
-        })
-    }
-
-    fn enqueue_write_blocking(&self, job: Job) -> Result<()> {
-        self.writes
-            .blocking_send(job)
-            .map_err(|_| StoreError::Unavailable)
-    }
-
-    fn enqueue_read(&self, job: Job) -> Result<()> {
-        let sender = self
-            .reads
-            .lock()
-            .map_err(|_| StoreError::Unavailable)?
-            .clone();
-        sender.send(job).map_err(|_| StoreError::Unavailable)
-    }
-
-    fn stats(&self) -> CommitStats {
-        CommitStats {
-            commits: self.stats.commits.load(Ordering::Relaxed),
-            operations: self.stats.operations.load(Ordering::Relaxed),
-        }
+    fn queues(&self) -> &Queues {
+        &self.queues
     }
 
     fn kind(&self) -> &'static str {
         "postgres"
-    }
-
-    fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.committed.clone()
     }
 }
 

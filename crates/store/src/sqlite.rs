@@ -4,11 +4,8 @@
 //! inside its own savepoint, so that a refused unit leaves no trace while its neighbours commit.
 //! Reads run on a small pool of read-only connections that see the last commit.
 
-use std::future::Future;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
-use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread;
 
@@ -19,7 +16,7 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
-use crate::store::{Backend, CommitStats, Finish, Job};
+use crate::store::{Backend, CommitCounters, Finish, Job, Queues};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -53,16 +50,7 @@ impl Default for SqliteOptions {
 }
 
 pub struct SqliteBackend {
-    writes: mpsc::Sender<Job>,
-    committed: tokio::sync::watch::Receiver<u64>,
-    reads: Mutex<std_mpsc::SyncSender<Job>>,
-    stats: Arc<Stats>,
-}
-
-#[derive(Default)]
-struct Stats {
-    commits: AtomicU64,
-    operations: AtomicU64,
+    queues: Queues,
 }
 
 struct Conn<'a> {
@@ -181,7 +169,7 @@ impl SqliteBackend {
         let writer = Connection::open(path).map_err(open_error)?;
         configure(&writer).map_err(open_error)?;
         migrate(&writer).map_err(|e| StoreError::database("applying migrations", e))?;
-        let stats = Arc::new(Stats::default());
+        let stats = Arc::new(CommitCounters::default());
         let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
         let checkpoints = start_checkpointer(path, &writer)?;
         let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
@@ -214,10 +202,12 @@ impl SqliteBackend {
                 .map_err(|e| StoreError::database("starting a reader thread", e))?;
         }
         Ok(Self {
-            writes,
-            committed,
-            reads: Mutex::new(reads),
-            stats,
+            queues: Queues {
+                writes,
+                reads: Mutex::new(reads),
+                committed,
+                counters: stats,
+            },
         })
     }
 }
@@ -307,7 +297,7 @@ fn write_loop(
     clock: &dyn Clock,
     mut rx: mpsc::Receiver<Job>,
     group_max: usize,
-    stats: &Stats,
+    stats: &CommitCounters,
     signals: &Signals,
 ) {
     let mut group = Vec::with_capacity(group_max);
@@ -334,8 +324,7 @@ fn write_loop(
         let commit = conn.execute_batch("COMMIT");
         match commit {
             Ok(()) => {
-                stats.commits.fetch_add(1, Ordering::Relaxed);
-                stats.operations.fetch_add(operations, Ordering::Relaxed);
+                stats.committed(operations);
                 let _ = signals.checkpoints.try_send(());
                 signals.commits.send_modify(|n| *n += 1);
                 for f in finished {
@@ -384,42 +373,11 @@ fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver
 }
 
 impl Backend for SqliteBackend {
-    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
-        Box::pin(async move {
-            self.writes
-                .send(job)
-                .await
-                .map_err(|_| StoreError::Unavailable)
-        })
-    }
-
-    fn enqueue_write_blocking(&self, job: Job) -> Result<()> {
-        self.writes
-            .blocking_send(job)
-            .map_err(|_| StoreError::Unavailable)
-    }
-
-    fn enqueue_read(&self, job: Job) -> Result<()> {
-        let sender = self
-            .reads
-            .lock()
-            .map_err(|_| StoreError::Unavailable)?
-            .clone();
-        sender.send(job).map_err(|_| StoreError::Unavailable)
-    }
-
-    fn stats(&self) -> CommitStats {
-        CommitStats {
-            commits: self.stats.commits.load(Ordering::Relaxed),
-            operations: self.stats.operations.load(Ordering::Relaxed),
-        }
+    fn queues(&self) -> &Queues {
+        &self.queues
     }
 
     fn kind(&self) -> &'static str {
         "sqlite"
-    }
-
-    fn commits(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.committed.clone()
     }
 }

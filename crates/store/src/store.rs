@@ -4,9 +4,10 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::{Result, StoreError};
 use crate::sql::Sql;
@@ -32,18 +33,78 @@ pub struct CommitStats {
     pub operations: u64,
 }
 
+/// Counts of committed write transactions and the units of work they carried.
+#[derive(Default)]
+pub struct CommitCounters {
+    commits: AtomicU64,
+    operations: AtomicU64,
+}
+
+impl CommitCounters {
+    /// Records one committed transaction that carried `operations` units of work.
+    pub fn committed(&self, operations: u64) {
+        self.commits.fetch_add(1, Ordering::Relaxed);
+        self.operations.fetch_add(operations, Ordering::Relaxed);
+    }
+}
+
+/// The queues in front of a backend's connections — the same for every backend: units of work
+/// to write (bounded; group commit takes them in batches), units of work to read, the commit
+/// counters and the signal that changes after every commit.
+pub struct Queues {
+    pub(crate) writes: mpsc::Sender<Job>,
+    pub(crate) reads: Mutex<std_mpsc::SyncSender<Job>>,
+    pub(crate) committed: watch::Receiver<u64>,
+    pub(crate) counters: Arc<CommitCounters>,
+}
+
 pub trait Backend: Send + Sync + 'static {
-    /// Queues a unit of work that changes data; waits only for room in the bounded queue.
-    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>>;
-    /// The same, from a thread that is not running async code.
-    fn enqueue_write_blocking(&self, job: Job) -> Result<()>;
-    /// Runs a read-only unit of work on a consistent snapshot.
-    fn enqueue_read(&self, job: Job) -> Result<()>;
-    fn stats(&self) -> CommitStats;
+    fn queues(&self) -> &Queues;
     /// `sqlite` or `postgres`.
     fn kind(&self) -> &'static str;
+
+    /// Queues a unit of work that changes data; waits only for room in the bounded queue.
+    fn enqueue_write(&self, job: Job) -> Pin<Box<dyn Future<Output = Result<()>> + Send + '_>> {
+        Box::pin(async move {
+            self.queues()
+                .writes
+                .send(job)
+                .await
+                .map_err(|_| StoreError::Unavailable)
+        })
+    }
+
+    /// The same, from a thread that is not running async code.
+    fn enqueue_write_blocking(&self, job: Job) -> Result<()> {
+        self.queues()
+            .writes
+            .blocking_send(job)
+            .map_err(|_| StoreError::Unavailable)
+    }
+
+    /// Runs a read-only unit of work on a consistent snapshot.
+    fn enqueue_read(&self, job: Job) -> Result<()> {
+        let sender = self
+            .queues()
+            .reads
+            .lock()
+            .map_err(|_| StoreError::Unavailable)?
+            .clone();
+        sender.send(job).map_err(|_| StoreError::Unavailable)
+    }
+
+    fn stats(&self) -> CommitStats {
+        let counters = &self.queues().counters;
+        CommitStats {
+            commits: counters.commits.load(Ordering::Relaxed),
+            operations: counters.operations.load(Ordering::Relaxed),
+        }
+    }
+
     /// Counts committed write transactions; wakes whoever waits for new work (push workers).
-    fn commits(&self) -> tokio::sync::watch::Receiver<u64>;
+    fn commits(&self) -> watch::Receiver<u64> {
+        self.queues().committed.clone()
+    }
 }
 
 #[derive(Clone)]
