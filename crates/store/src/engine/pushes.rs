@@ -296,15 +296,20 @@ fn expected_now(sql: &mut dyn Sql, listing: &ListingView) -> Result<Option<i64>>
 }
 
 /// Units of the listing's SKU that its channel's own orders took, booked after `since_ms`.
+/// Units of the listing's SKU the channel's orders asked for, as booked after `since_ms`: the
+/// change of every line's `ordered = committed + short + shipped + cancelled`. An order first
+/// seen already cancelled counts too (the channel sold those units before cancelling, and may or
+/// may not have put them back), while a cancellation or shipment of units booked earlier moves
+/// them between the parts and adds nothing.
 fn ordered_since(sql: &mut dyn Sql, listing: &ListingView, since_ms: i64) -> Result<i64> {
     let mut ordered = 0;
     for r in sql.query(
         "SELECT line_delta FROM ledger WHERE channel = ?1 AND sku = ?2 AND at > ?3
-           AND kind IN ('order_committed', 'oversold') AND line_delta IS NOT NULL",
+           AND line_delta IS NOT NULL",
         args![listing.channel.as_str(), listing.sku.as_deref(), since_ms],
     )? {
         let d = parse_line_delta(&r.text(0));
-        ordered += d.committed + d.short;
+        ordered += d.committed + d.short + d.shipped + d.cancelled;
     }
     Ok(ordered)
 }
