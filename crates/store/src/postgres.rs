@@ -17,7 +17,6 @@
 //! consistent snapshot per unit of read work.
 
 use std::collections::{HashMap, VecDeque};
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -32,7 +31,9 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
-use crate::store::{Backend, CommitCounters, Finish, Job, Queues};
+use crate::store::{
+    next_read, run_job, run_write_unit, Backend, CommitCounters, Finish, Job, Queues,
+};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`, under an advisory lock
 /// so that processes starting together apply each exactly once.
@@ -614,23 +615,7 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         failed: None,
         writing: true,
     };
-    let job = &mut pending.job;
-    let mut finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
-        tracing::error!("a unit of work panicked; it was rolled back");
-        Finish {
-            ok: false,
-            deliver: Box::new(|_| {}),
-        }
-    });
-    if finish.ok {
-        if let Err(e) = crate::engine::pushes::mark_deferred(&mut sql) {
-            let deliver = finish.deliver;
-            finish = Finish {
-                ok: false,
-                deliver: Box::new(move |_| deliver(Some(e))),
-            };
-        }
-    }
+    let mut finish = run_write_unit(&mut pending.job, &mut sql);
     let conflict = sql.conflict;
     if let (true, Some(failed)) = (finish.ok, sql.failed.take()) {
         tracing::error!(error = %failed, "a unit of work went on after a failed statement; it was rolled back");
@@ -795,13 +780,7 @@ fn read_loop(
     rx: &Mutex<std_mpsc::Receiver<Job>>,
 ) {
     loop {
-        let mut job = match rx.lock() {
-            Ok(guard) => match guard.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-            Err(_) => return,
-        };
+        let Some(mut job) = next_read(rx) else { return };
         if let Err(e) = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
             tracing::error!(error = %e, "could not begin a read transaction");
             continue;
@@ -821,11 +800,9 @@ fn read_loop(
             failed: None,
             writing: false,
         };
-        let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
+        let finish = run_job(&mut job, &mut sql);
         let _ = conn.batch("COMMIT");
-        if let Ok(f) = finish {
-            (f.deliver)(None);
-        }
+        (finish.deliver)(None);
     }
 }
 

@@ -4,7 +4,6 @@
 //! inside its own savepoint, so that a refused unit leaves no trace while its neighbours commit.
 //! Reads run on a small pool of read-only connections that see the last commit.
 
-use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread;
@@ -16,7 +15,9 @@ use tokio::sync::mpsc;
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
-use crate::store::{Backend, CommitCounters, Finish, Job, Queues};
+use crate::store::{
+    next_read, run_job, run_write_unit, Backend, CommitCounters, Finish, Job, Queues,
+};
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
 const MIGRATIONS: &[(i64, &str)] = &[
@@ -265,22 +266,7 @@ fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, mut job: Job) -> Finis
         clock,
         marks: Default::default(),
     };
-    let mut finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql))).unwrap_or_else(|_| {
-        tracing::error!("a unit of work panicked; it was rolled back");
-        Finish {
-            ok: false,
-            deliver: Box::new(|_| {}),
-        }
-    });
-    if finish.ok {
-        if let Err(e) = crate::engine::pushes::mark_deferred(&mut sql) {
-            let deliver = finish.deliver;
-            finish = Finish {
-                ok: false,
-                deliver: Box::new(move |_| deliver(Some(e))),
-            };
-        }
-    }
+    let finish = run_write_unit(&mut job, &mut sql);
     let end = if finish.ok {
         "RELEASE unit"
     } else {
@@ -348,13 +334,7 @@ fn write_loop(
 
 fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver<Job>>) {
     loop {
-        let mut job = match rx.lock() {
-            Ok(guard) => match guard.recv() {
-                Ok(job) => job,
-                Err(_) => return,
-            },
-            Err(_) => return,
-        };
+        let Some(mut job) = next_read(rx) else { return };
         if let Err(e) = conn.execute_batch("BEGIN") {
             tracing::error!(error = %e, "could not begin a read transaction");
             continue;
@@ -364,11 +344,9 @@ fn read_loop(conn: &Connection, clock: &dyn Clock, rx: &Mutex<std_mpsc::Receiver
             clock,
             marks: Default::default(),
         };
-        let finish = catch_unwind(AssertUnwindSafe(|| job(&mut sql)));
+        let finish = run_job(&mut job, &mut sql);
         let _ = conn.execute_batch("COMMIT");
-        if let Ok(f) = finish {
-            (f.deliver)(None);
-        }
+        (finish.deliver)(None);
     }
 }
 

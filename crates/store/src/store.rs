@@ -107,6 +107,39 @@ pub trait Backend: Send + Sync + 'static {
     }
 }
 
+/// Runs a unit of work of a write transaction: a panic refuses it, and a unit that succeeded
+/// marks the pushes its stock changes call for (`Sql::defer_push_mark`) before it ends. The
+/// backend then ends the unit's savepoint by `finish.ok`.
+pub(crate) fn run_write_unit(job: &mut Job, sql: &mut dyn Sql) -> Finish {
+    let mut finish = run_job(job, sql);
+    if finish.ok {
+        if let Err(e) = crate::engine::pushes::mark_deferred(sql) {
+            let deliver = finish.deliver;
+            finish = Finish {
+                ok: false,
+                deliver: Box::new(move |_| deliver(Some(e))),
+            };
+        }
+    }
+    finish
+}
+
+/// Runs a unit of work; a panic refuses it (its caller hears that the store is unavailable).
+pub(crate) fn run_job(job: &mut Job, sql: &mut dyn Sql) -> Finish {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(sql))).unwrap_or_else(|_| {
+        tracing::error!("a unit of work panicked; it was rolled back");
+        Finish {
+            ok: false,
+            deliver: Box::new(|_| {}),
+        }
+    })
+}
+
+/// The next unit of read work of a reader thread; `None` once the store is gone.
+pub(crate) fn next_read(jobs: &Mutex<std_mpsc::Receiver<Job>>) -> Option<Job> {
+    jobs.lock().ok()?.recv().ok()
+}
+
 #[derive(Clone)]
 pub struct Store {
     backend: Arc<dyn Backend>,
