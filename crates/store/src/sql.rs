@@ -134,6 +134,17 @@ pub trait Sql {
         }
     }
 
+    /// What a `SELECT` that takes rows of shared work ends with: ` FOR UPDATE SKIP LOCKED` where
+    /// other transactions take work at the same time (each takes rows the others do not hold, and
+    /// re-reads a row changed since its snapshot), nothing otherwise.
+    fn skip_locked(&self) -> &'static str {
+        if self.has_concurrent_writers() {
+            " FOR UPDATE SKIP LOCKED"
+        } else {
+            ""
+        }
+    }
+
     fn query_opt(&mut self, sql: &str, params: &[Value]) -> Result<Option<Row>> {
         Ok(self.query(sql, params)?.into_iter().next())
     }

@@ -112,12 +112,8 @@ pub fn claim(
 ) -> Result<Vec<Claim>> {
     let now = sql.now_ms();
     // Workers of several processes skip the marks another one is claiming this instant, and
-    // re-check a mark that was claimed since their snapshot (FOR UPDATE re-reads it).
-    let skip_locked = if sql.has_concurrent_writers() {
-        " FOR UPDATE SKIP LOCKED"
-    } else {
-        ""
-    };
+    // re-check a mark that was claimed since their snapshot.
+    let skip_locked = sql.skip_locked();
     let rows = sql.query(
         &format!(
             "UPDATE push_marks SET state = 'in_flight', lease_token = ?1, leased_until = ?2,

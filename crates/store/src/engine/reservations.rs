@@ -246,17 +246,13 @@ pub fn confirm(
 /// many. Run by the sweeper on a schedule.
 pub fn expire_due(sql: &mut dyn Sql, ctx: &Ctx, limit: i64) -> Result<usize> {
     let now = sql.now_ms();
+    // Sweepers of several processes take different reservations.
+    let skip_locked = sql.skip_locked();
     let due: Vec<i64> = sql
         .query(
             &format!(
                 "SELECT id FROM reservations WHERE status = 'active' AND expires_at <= ?1
-                 ORDER BY expires_at, id LIMIT ?2{}",
-                // Sweepers of several processes take different reservations.
-                if sql.has_concurrent_writers() {
-                    " FOR UPDATE SKIP LOCKED"
-                } else {
-                    ""
-                }
+                 ORDER BY expires_at, id LIMIT ?2{skip_locked}"
             ),
             args![now, limit],
         )?
