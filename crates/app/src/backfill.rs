@@ -17,19 +17,42 @@ pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 /// The least time between two backfills of one channel asked for by the push worker.
 pub const ON_DEMAND_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Applies every order the channel updated since the cursor; returns how many were read.
+/// Applies every order the channel updated since the cursor (less an overlap); returns how many
+/// were read.
 pub async fn backfill(
     store: &Store,
     connectors: &Connectors,
     channel: &str,
     default_since_ms: i64,
 ) -> Result<usize, AppError> {
-    let connected = connectors.get(channel).await?;
     let code = channel.to_owned();
     let cursor = store
         .read(move |sql| catalog::orders_cursor(sql, &code))
         .await?;
     let since = cursor.map_or(default_since_ms, |c| c - OVERLAP_MS);
+    apply_updated_since(store, connectors, channel, since, Cursor::Advance).await
+}
+
+/// Whether reading a channel's orders moves its backfill cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// A backfill: the cursor moves to the newest order read.
+    Advance,
+    /// A look at a short recent window (after a push that may have raced a sale): the cursor
+    /// stays, so that the next backfill still covers everything before.
+    Keep,
+}
+
+/// Applies every order the channel updated since `since_ms` that is not stored at that very
+/// state; returns how many were read.
+pub async fn apply_updated_since(
+    store: &Store,
+    connectors: &Connectors,
+    channel: &str,
+    since: i64,
+    cursor: Cursor,
+) -> Result<usize, AppError> {
+    let connected = connectors.get(channel).await?;
     let orders = connected.connector.orders_updated_since(since).await?;
     let mut inputs = Vec::with_capacity(orders.len());
     for order in &orders {
@@ -74,7 +97,11 @@ pub async fn backfill(
     let last = units.len() - 1;
     for (n, unit) in units.into_iter().enumerate() {
         let code = code.clone();
-        let cursor = if n == last { newest } else { None };
+        let cursor = if n == last && cursor == Cursor::Advance {
+            newest
+        } else {
+            None
+        };
         store
             .write(move |sql| {
                 let ctx = Ctx::system("order-backfill", format!("backfill:{code}"));

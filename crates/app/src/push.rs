@@ -18,6 +18,10 @@ use tokio::sync::watch;
 use crate::registry::Connectors;
 use crate::{AppError, Metrics, Outcome};
 
+/// How much earlier than a push's first call the orders updated around it are read (see
+/// `PushWorker::book_raced_sales`).
+const RACE_WINDOW_MARGIN: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct PushSettings {
     /// Marks claimed per pass (SKUs); their listings are batched to the channel's limit.
@@ -155,7 +159,7 @@ impl PushWorker {
                 .observe_before_push(channel, &connected, &targets)
                 .await
         {
-            // The channel showed a decrease we had not seen: recompute, holding it back.
+            // The channel showed other than expected: recompute, holding back what it sold.
             targets = self.targets(channel, &skus).await?;
         }
         if targets.iter().any(|t| t.held > 0) {
@@ -182,7 +186,13 @@ impl PushWorker {
         let next = started
             .is_some_and(|at| at.elapsed() >= self.settings.gather)
             .then(|| self.claim_args(channel));
-        self.finish(channel, &claims, report, next).await
+        let wrote_since_ms = report.wrote_since_ms;
+        let finished = self.finish(channel, &claims, report, next).await?;
+        if let Some(since) = wrote_since_ms.filter(|_| connected.connector.sales_can_race_writes())
+        {
+            self.book_raced_sales(channel, since).await;
+        }
+        Ok(finished)
     }
 
     fn claim_args(&self, channel: &str) -> ClaimArgs {
@@ -207,13 +217,13 @@ impl PushWorker {
             .map(|t| PushItem {
                 listing: listing_ref(t),
                 quantity: t.quantity,
-                // What the channel shows as far as we know: what it last confirmed (or a lower
-                // quantity it showed since), less its own orders booked after that.
+                // What the channel shows as far as we know: what it last confirmed or showed,
+                // less its own orders booked since (those not explaining held sales).
                 change_from: t.expected,
             })
             .collect();
         self.metrics.record_api_call(channel);
-        let sent_at_ms = self.store.read(|sql| Ok(sql.now_ms())).await?;
+        let sent_at_ms = self.store_now().await?;
         let outcomes = match connected.connector.push(&items).await {
             Ok(outcomes) => outcomes,
             Err(e) => {
@@ -227,10 +237,19 @@ impl PushWorker {
             }
         };
         self.call_result(channel, true);
+        // Compare-and-set reads (WooCommerce's) happened during the call: orders booked up to
+        // its answer were in what they showed.
+        let answered_at_ms = self.store_now().await?;
         for (t, outcome) in chunk.iter().zip(outcomes) {
             let listing_id = t.listing.id;
             if !matches!(outcome, PushOutcome::Stale { .. }) {
                 self.stale_forget(listing_id);
+            }
+            if matches!(
+                outcome,
+                PushOutcome::Applied { .. } | PushOutcome::Accepted { .. }
+            ) {
+                report.wrote_since_ms = Some(report.wrote_since_ms.unwrap_or(sent_at_ms));
             }
             let result = match outcome {
                 PushOutcome::Applied { confirmed } => ListingResult::Pushed {
@@ -245,7 +264,11 @@ impl PushWorker {
                 },
                 PushOutcome::Stale {
                     actual: Some(actual),
-                } => ListingResult::Observed { listing_id, actual },
+                } => ListingResult::Observed {
+                    listing_id,
+                    actual,
+                    read_at_ms: answered_at_ms,
+                },
                 PushOutcome::Stale { actual: None } => {
                     // A first failure is most often a sale whose webhook is on its way: push
                     // again without spending a read. Failing again, the listing is read, its
@@ -319,6 +342,41 @@ impl PushWorker {
         }
     }
 
+    /// After a pass that set quantities on a channel where a sale can land between the read
+    /// that checked a quantity and the write (and be overwritten), books the channel's orders
+    /// updated since just before the first call, so that such a sale is pushed back at once
+    /// instead of waiting for its webhook or the next backfill. The window starts
+    /// `RACE_WINDOW_MARGIN` earlier, for clocks that differ a little and channels that keep
+    /// times to the second; the backfill cursor stays where it is. A failure leaves it to the
+    /// next backfill.
+    async fn book_raced_sales(&self, channel: &str, wrote_since_ms: i64) {
+        let since = wrote_since_ms - RACE_WINDOW_MARGIN.as_millis() as i64;
+        match crate::backfill::apply_updated_since(
+            &self.store,
+            &self.connectors,
+            channel,
+            since,
+            crate::backfill::Cursor::Keep,
+        )
+        .await
+        {
+            // Counted as the pages of 100 orders the read took.
+            Ok(read) => {
+                for _ in 0..=read / 100 {
+                    self.metrics.record_api_call(channel);
+                }
+            }
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
+            }
+        }
+    }
+
+    /// The store's clock (the database's, where several processes share one).
+    async fn store_now(&self) -> Result<i64, AppError> {
+        Ok(self.store.read(|sql| Ok(sql.now_ms())).await?)
+    }
+
     fn want_backfill(&self, channel: &str) {
         if let Ok(mut wanted) = self.backfill_wanted.lock() {
             wanted.push(channel.to_owned());
@@ -326,40 +384,43 @@ impl PushWorker {
     }
 
     /// For channels without compare-and-set: reads what the listings show before writing, and
-    /// records any quantity below what stockhub expects the channel to show (a sale stockhub has
-    /// not heard of yet). Returns whether one was found; then an order backfill is asked for too. A failed
-    /// read leaves the push to go ahead on what stockhub knows.
+    /// records any quantity other than what stockhub expects the channel to show (less: a sale
+    /// stockhub has not heard of yet; more: units the channel put back itself). Returns whether
+    /// one was found; then the targets are computed again. A failed read leaves the push to go
+    /// ahead on what stockhub knows.
     async fn observe_before_push(
         &self,
         channel: &str,
         connected: &crate::registry::Connected,
         targets: &[Target],
     ) -> bool {
-        let mut lower = Vec::new();
+        let mut differing = Vec::new();
         for chunk in targets.chunks(max_items(connected)) {
             let refs: Vec<ListingRef> = chunk.iter().map(listing_ref).collect();
             self.metrics.record_api_call(channel);
             let Ok(read) = connected.connector.read_quantities(&refs).await else {
                 return false;
             };
+            let Ok(read_at_ms) = self.store_now().await else {
+                return false;
+            };
             for t in chunk {
                 let actual = read.iter().find(|(key, _)| *key == t.listing.listing_key);
                 if let (Some(expected), Some((_, actual))) = (t.expected, actual) {
-                    if *actual < expected {
-                        lower.push((t.listing.id, *actual));
+                    if *actual != expected {
+                        differing.push((t.listing.id, *actual, read_at_ms));
                     }
                 }
             }
         }
-        if lower.is_empty() {
+        if differing.is_empty() {
             return false;
         }
         let observed = self
             .store
             .write(move |sql| {
-                let now = sql.now_ms();
-                for (listing_id, actual) in &lower {
-                    pushes::observe(sql, *listing_id, *actual, now)?;
+                for (listing_id, actual, read_at_ms) in &differing {
+                    pushes::observe(sql, *listing_id, *actual, *read_at_ms)?;
                 }
                 Ok(())
             })
@@ -384,19 +445,22 @@ impl PushWorker {
             .read_quantities(&refs)
             .await
             .unwrap_or_default();
+        // Orders booked up to the answer were in what it showed; if the time cannot be read,
+        // the listings are retried like unread ones.
+        let read_at_ms = self.store_now().await.ok();
         for t in &stale {
-            match read.iter().find(|(key, _)| *key == t.listing.listing_key) {
-                Some((_, actual)) => {
-                    report
-                        .results
-                        .entry(sku_of(t))
-                        .or_default()
-                        .push(ListingResult::Observed {
-                            listing_id: t.listing.id,
-                            actual: *actual,
-                        })
-                }
-                None => {
+            let shown = read.iter().find(|(key, _)| *key == t.listing.listing_key);
+            match (shown, read_at_ms) {
+                (Some((_, actual)), Some(read_at_ms)) => report
+                    .results
+                    .entry(sku_of(t))
+                    .or_default()
+                    .push(ListingResult::Observed {
+                        listing_id: t.listing.id,
+                        actual: *actual,
+                        read_at_ms,
+                    }),
+                _ => {
                     // Not shown (untracked, or the read failed): retried after a backoff.
                     report.errors.insert(
                         sku_of(t),
@@ -637,6 +701,8 @@ struct Report {
     stale: Vec<Target>,
     /// SKUs with a listing the channel refused only because of another item of its call.
     again: BTreeSet<String>,
+    /// When the first call that set a quantity left (the store's clock).
+    wrote_since_ms: Option<i64>,
 }
 
 /// What claiming a channel's due marks takes.

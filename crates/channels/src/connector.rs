@@ -141,8 +141,8 @@ pub struct ListingRef {
 pub struct PushItem {
     pub listing: ListingRef,
     pub quantity: i64,
-    /// The quantity the channel last confirmed: sent as compare-and-set where the channel
-    /// supports it (Shopify `changeFromQuantity`), so that a sale we have not heard of is not
+    /// What the channel is expected to show: sent as compare-and-set where the channel supports
+    /// it (Shopify `changeFromQuantity`), so that a sale we have not heard of is not
     /// overwritten.
     pub change_from: Option<i64>,
 }
@@ -190,6 +190,15 @@ pub trait Connector: Send + Sync {
     /// stockhub has not heard of yet is never undone.
     fn compare_and_set(&self) -> bool {
         false
+    }
+
+    /// Whether a sale can land between the read that checks a listing's quantity and the write
+    /// that sets it, and be overwritten: where compare-and-set is emulated by a read
+    /// (WooCommerce) or missing. The push engine then reads the channel's orders updated since
+    /// just before such a write and books them at once, so that an overwritten sale is pushed
+    /// back within a call or two, not at the next backfill.
+    fn sales_can_race_writes(&self) -> bool {
+        true
     }
 
     /// Revisions one listing may take per day, if the channel caps them (eBay: 250).

@@ -71,11 +71,12 @@ fn reference(listing: &ChannelListing) -> ListingRef {
     }
 }
 
+/// An item set without a comparison (the compare-and-set has tests of its own).
 fn item(listing: &ChannelListing, quantity: i64) -> PushItem {
     PushItem {
         listing: reference(listing),
         quantity,
-        change_from: Some(0),
+        change_from: None,
     }
 }
 
@@ -227,6 +228,42 @@ async fn pushes_over_100_items_across_products_and_variations_apply_and_read_bac
     sim.admin_set_stock(stock_id(first), 42).unwrap();
     let read = woo.read_quantities(&refs[..1]).await.unwrap();
     assert_eq!(read, vec![(first.listing_key.clone(), 42)]);
+}
+
+/// The emulated compare-and-set is exact, like Shopify's: a store showing more than expected (it
+/// put units back itself, which may offset a sale stockhub has not heard of) is not written
+/// either, and says what it shows.
+#[tokio::test]
+async fn a_store_showing_more_than_expected_is_not_overwritten() {
+    let sim = store(|c| c.products = catalog(1, 2, "M")).await;
+    let woo = woo(&sim);
+    let listings = woo.discover().await.unwrap();
+    let shown: Vec<i64> = listings
+        .iter()
+        .map(|l| sim.stock(stock_id(l)).unwrap())
+        .collect();
+    let items: Vec<PushItem> = listings
+        .iter()
+        .zip(&shown)
+        .enumerate()
+        .map(|(i, (l, before))| PushItem {
+            listing: reference(l),
+            quantity: 1,
+            change_from: Some(if i == 0 { before - 1 } else { *before }),
+        })
+        .collect();
+    let outcomes = woo.push(&items).await.unwrap();
+    assert_eq!(
+        outcomes,
+        vec![
+            PushOutcome::Stale {
+                actual: Some(shown[0])
+            },
+            PushOutcome::Applied { confirmed: 1 }
+        ]
+    );
+    assert_eq!(sim.stock(stock_id(&listings[0])), Some(shown[0]));
+    assert_eq!(sim.stock(stock_id(&listings[1])), Some(1));
 }
 
 #[tokio::test]

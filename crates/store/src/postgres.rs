@@ -47,6 +47,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_scheduled_runs.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_carried_holds.sql"),
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).

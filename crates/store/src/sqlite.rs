@@ -27,6 +27,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/sqlite/0003_scheduled_runs.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/sqlite/0004_carried_holds.sql"),
+    ),
 ];
 
 /// Tuning of the SQLite backend.

@@ -223,3 +223,105 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
         (0, Some(7))
     );
 }
+
+/// Books an order of `quantity` units of the SKU from the channel (none in stock: all short).
+fn book_order(store: &Store, external_id: &str, quantity: i64) {
+    let snapshot = OrderSnapshot {
+        channel: code(CHANNEL),
+        external_id: external_id.to_owned(),
+        version: None,
+        status: stockhub_core::OrderStatus::Open,
+        lines: vec![SnapshotLine {
+            fulfilment: None,
+            line_id: "1".into(),
+            channel_sku: SKU.into(),
+            quantity,
+        }],
+        raw: serde_json::json!({}),
+    };
+    store
+        .write_blocking(move |sql| {
+            stockhub_store::engine::orders::apply_snapshot(sql, &ctx(), &snapshot)
+        })
+        .unwrap();
+}
+
+/// DESIGN §1 `u`: a decrease no order explains is held back until orders explain it — also after
+/// the channel confirms a push that held it back (the sales behind it are still unbooked). The
+/// channel's orders booked later explain held sales first; a channel showing more than expected
+/// (it put units back itself) lowers the hold.
+#[test]
+fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let store = listed(&dir, &clock);
+    let target = |store: &Store| {
+        let t = store
+            .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+            .unwrap()
+            .targets[0]
+            .clone();
+        (t.expected, t.held)
+    };
+    let claims = claim(&store);
+    let listing_id = store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap()
+        .targets[0]
+        .listing
+        .id;
+    let push = |store: &Store, claim: &Claim, quantity: i64, sent_at_ms: i64| {
+        let pushed = vec![ListingResult::Pushed {
+            listing_id,
+            quantity,
+            sent_at_ms,
+        }];
+        assert!(complete(store, claim, pushed, MarkNext::Done));
+    };
+    push(&store, &claims[0], 10, 1_000);
+
+    // The channel sold 4 that stockhub has not booked: a read shows 6.
+    clock.advance_ms(1_000);
+    store
+        .write_blocking(move |sql| pushes::observe(sql, listing_id, 6, 2_000))
+        .unwrap();
+    assert_eq!(target(&store), (Some(6), 4));
+
+    // A push that held the 4 back is confirmed: they are still held.
+    clock.advance_ms(1_000);
+    store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
+    let claims = claim(&store);
+    push(&store, &claims[0], 3, 3_000);
+    assert_eq!(
+        target(&store),
+        (Some(3), 4),
+        "the confirmation keeps the hold"
+    );
+
+    // One order of 3 is booked: it explains 3 of the held sales, not a new sale.
+    clock.advance_ms(1_000);
+    book_order(&store, "A", 3);
+    assert_eq!(target(&store), (Some(3), 1));
+
+    // The channel shows 4 where 3 was expected: it put a unit back itself, offsetting the last
+    // held sale.
+    clock.advance_ms(1_000);
+    store
+        .write_blocking(move |sql| pushes::observe(sql, listing_id, 4, 5_000))
+        .unwrap();
+    assert_eq!(target(&store), (Some(4), 0));
+
+    // A later order is a new sale: it lowers what the channel is expected to show.
+    clock.advance_ms(1_000);
+    book_order(&store, "B", 2);
+    assert_eq!(target(&store), (Some(2), 0));
+
+    // A read from before the last confirmation is out of date and changes nothing.
+    store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
+    let claims = claim(&store);
+    push(&store, &claims[0], 2, 6_000);
+    store
+        .write_blocking(move |sql| pushes::observe(sql, listing_id, 0, 5_500))
+        .unwrap();
+    assert_eq!(target(&store), (Some(2), 0));
+}

@@ -174,6 +174,11 @@ impl Connector for Shopify {
         true
     }
 
+    /// `changeFromQuantity` is checked atomically with the write.
+    fn sales_can_race_writes(&self) -> bool {
+        false
+    }
+
     fn verify(&self, headers: &http::HeaderMap, body: &[u8]) -> Verdict {
         webhook::verify(self.connection.webhook_secret.expose(), headers, body)
     }

@@ -73,7 +73,7 @@ impl Connector for WooCommerce {
     }
 
     /// Emulated per batch call: each call's items are read right before they are set, and those
-    /// showing less than expected are left out, answered `Stale` with what they show.
+    /// showing other than expected are left out, answered `Stale` with what they show.
     fn compare_and_set(&self) -> bool {
         true
     }

@@ -17,9 +17,10 @@
 //!   parent product is gone) fails only that call's items.
 //! - WooCommerce has no compare-and-set, so it is done here, per call: right before a call, the
 //!   items it would set that carry a `change_from` are read (`GET products?include=…` or
-//!   `products/{id}/variations?include=…`, the same ids as the call); an item showing less than
-//!   `change_from` (a sale stockhub has not heard of) is not written and comes back
-//!   `Stale { actual }`, the others are written. Read and write of one product follow each other
+//!   `products/{id}/variations?include=…`, the same ids as the call); an item showing other than
+//!   `change_from` is not written and comes back `Stale { actual }` (less: a sale stockhub has
+//!   not heard of; more: units the store put back itself, which may offset such a sale), the
+//!   others are written. Read and write of one product follow each other
 //!   at once, so the window in which a sale can be overwritten is one round trip. A read that
 //!   fails fails the call.
 
@@ -146,8 +147,8 @@ struct Set {
     change_from: Option<i64>,
 }
 
-/// Reads what the call's items show (those with a `change_from`), leaves out those showing less,
-/// and sets the rest. Returns the call as sent (its items the ones written), the stale items as
+/// Reads what the call's items show (those with a `change_from`), leaves out those showing
+/// other than it, and sets the rest. Returns the call as sent (its items the ones written), the stale items as
 /// (index in the push, quantity shown), and the answer (`None` when nothing was left to write).
 async fn compare_and_set(
     api: &Api,
@@ -172,7 +173,9 @@ async fn compare_and_set(
     let mut update = Vec::with_capacity(sets.len());
     for set in sets {
         match (set.change_from, shown.get(&set.id)) {
-            (Some(expected), Some(&actual)) if actual < expected => stale.push((set.index, actual)),
+            (Some(expected), Some(&actual)) if actual != expected => {
+                stale.push((set.index, actual));
+            }
             _ => {
                 written.push((set.index, set.id));
                 update.push(json!({

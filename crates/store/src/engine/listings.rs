@@ -182,16 +182,24 @@ pub struct ListingView {
     pub last_pushed_at_ms: Option<i64>,
     pub last_confirmed: Option<i64>,
     pub confirmed_at_ms: Option<i64>,
-    /// The channel's decrease that ingested orders do not yet explain (`u`).
+    /// What the channel showed when it was last read (after a failed compare-and-set, or a
+    /// quantity it announced), and when.
     pub observed: Option<i64>,
     pub observed_at_ms: Option<i64>,
+    /// Sales the channel made before `confirmed_at_ms` that no ingested order explained then
+    /// (DESIGN §1 `u`): the channel's orders booked since explain them first; the rest is held
+    /// back from what is pushed.
+    pub held_units: i64,
+    /// When the oldest of the held sales was first seen; the hold is given up (a drift) after
+    /// the hold time.
+    pub held_since_ms: Option<i64>,
     pub last_latency_ms: Option<i64>,
     pub pushes: i64,
 }
 
 pub const LISTING_COLUMNS: &str = "id, channel, listing_key, sku, channel_sku, channel_location,
     feeding_locations, ids, last_pushed, last_pushed_at, last_confirmed, confirmed_at, observed,
-    observed_at, last_latency_ms, pushes";
+    observed_at, last_latency_ms, pushes, held_units, held_since";
 
 pub fn listing_from_row(r: &Row) -> ListingView {
     ListingView {
@@ -211,6 +219,8 @@ pub fn listing_from_row(r: &Row) -> ListingView {
         observed_at_ms: r.opt_int(13),
         last_latency_ms: r.opt_int(14),
         pushes: r.int(15),
+        held_units: r.int(16),
+        held_since_ms: r.opt_int(17),
     }
 }
 

@@ -195,9 +195,13 @@ pub struct ExpiredHold {
     pub sku: Option<String>,
     /// What the channel should have shown: confirmed less the orders booked since.
     pub expected: i64,
-    /// What it showed, and when.
+    /// What it shows, and when the decrease was first seen.
     pub found: i64,
     pub found_at_ms: i64,
+    /// The listing's state the hold was computed from: a listing that changed since has moved
+    /// on, and its hold is decided anew.
+    pub held_units: i64,
+    pub confirmed_at_ms: i64,
 }
 
 /// The targets of a push, and the holds to give up before it goes out.
@@ -251,10 +255,10 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
             let available = ats(pool, variant.int(1), &record.rules);
             let hold = held_back(sql, &listing, now, hold_ms)?;
             let expected = if only_listing {
-                expected_now(sql, &listing)?
+                expected_at(sql, &listing, None)?
             } else {
                 // Which listing a channel's order drew from is not known when it has several.
-                listing.observed.or(listing.last_confirmed)
+                listing.last_confirmed
             };
             let held = match hold {
                 Hold::Held(units) => units,
@@ -276,38 +280,67 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
     Ok(out)
 }
 
-/// What the listing shows now if its channel made no sale stockhub has not heard of: the last
-/// quantity it showed (a read below what it confirmed, else the confirmation), less its own
-/// orders booked since. (A channel's cancel that restocks is not counted back: a compare-and-set
-/// that fails on it is followed by a read, which then becomes the baseline.)
-fn expected_now(sql: &mut dyn Sql, listing: &ListingView) -> Result<Option<i64>> {
-    let (shown, since) = match (listing.observed, listing.observed_at_ms) {
-        (Some(observed), Some(at)) => (observed, at),
-        _ => match listing.last_confirmed {
-            Some(confirmed) => (confirmed, listing.confirmed_at_ms.unwrap_or(0)),
-            None => return Ok(None),
-        },
+/// What the listing shows now if its channel made no sale stockhub has not heard of: what it
+/// last confirmed, less its orders booked since — except those that explain held units, sales
+/// made before the confirmation (the quantity confirmed already reflects them). Bookings explain
+/// the oldest sales first; when they were new sales instead, the channel shows less than this,
+/// the comparison fails, and a read follows: never an oversell. As of `until_ms` (or now);
+/// `None` before any confirmation.
+fn expected_at(
+    sql: &mut dyn Sql,
+    listing: &ListingView,
+    until_ms: Option<i64>,
+) -> Result<Option<i64>> {
+    let Some(confirmed) = listing.last_confirmed else {
+        return Ok(None);
     };
-    Ok(Some(shown - ordered_since(sql, listing, since)?))
+    let ordered = ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?;
+    Ok(Some(confirmed - (ordered - listing.held_units).max(0)))
 }
 
-/// Units of the listing's SKU that its channel's own orders took, booked after `since_ms`.
-/// Units of the listing's SKU the channel's orders asked for, as booked after `since_ms`: the
-/// change of every line's `ordered = committed + short + shipped + cancelled`. An order first
-/// seen already cancelled counts too (the channel sold those units before cancelling, and may or
-/// may not have put them back), while a cancellation or shipment of units booked earlier moves
-/// them between the parts and adds nothing.
-fn ordered_since(sql: &mut dyn Sql, listing: &ListingView, since_ms: i64) -> Result<i64> {
+/// Units of the listing's SKU the channel's orders asked for, as booked after `since_ms` (and
+/// up to `until_ms`, if given): the change of every line's
+/// `ordered = committed + short + shipped + cancelled`. An order first seen already cancelled
+/// counts too (the channel sold those units before cancelling, and may or may not have put them
+/// back), while a cancellation or shipment of units booked earlier moves them between the parts
+/// and adds nothing.
+fn ordered_between(
+    sql: &mut dyn Sql,
+    listing: &ListingView,
+    since_ms: i64,
+    until_ms: Option<i64>,
+) -> Result<i64> {
     let mut ordered = 0;
     for r in sql.query(
         "SELECT line_delta FROM ledger WHERE channel = ?1 AND sku = ?2 AND at > ?3
-           AND line_delta IS NOT NULL",
-        args![listing.channel.as_str(), listing.sku.as_deref(), since_ms],
+           AND (at <= ?4 OR ?4 IS NULL) AND line_delta IS NOT NULL",
+        args![
+            listing.channel.as_str(),
+            listing.sku.as_deref(),
+            since_ms,
+            until_ms
+        ],
     )? {
         let d = parse_line_delta(&r.text(0));
         ordered += d.committed + d.short + d.shipped + d.cancelled;
     }
     Ok(ordered)
+}
+
+/// `u` of DESIGN §1 as of `until_ms` (or now): the held units that the channel's orders booked
+/// after the confirmation, up to then, do not explain; with when the oldest of them was first
+/// seen. `None` when everything is explained.
+fn unexplained(
+    sql: &mut dyn Sql,
+    listing: &ListingView,
+    until_ms: Option<i64>,
+) -> Result<Option<(i64, i64)>> {
+    if listing.held_units <= 0 {
+        return Ok(None);
+    }
+    let ordered = ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?;
+    let units = listing.held_units - ordered;
+    Ok((units > 0).then(|| (units, listing.held_since_ms.unwrap_or(0))))
 }
 
 /// A listing's hold (`u` of DESIGN §1).
@@ -317,45 +350,40 @@ enum Hold {
     Expired(ExpiredHold),
 }
 
-/// `u` of DESIGN §1 for one listing: the channel's decrease below what it confirmed that the
-/// orders ingested since do not explain.
+/// `u` of DESIGN §1 for one listing, given up once it is older than `hold_ms`.
 fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -> Result<Hold> {
-    let (Some(observed), Some(observed_at)) = (listing.observed, listing.observed_at_ms) else {
+    let Some((units, since)) = unexplained(sql, listing, None)? else {
         return Ok(Hold::None);
     };
-    let confirmed = listing.last_confirmed.unwrap_or(observed);
-    let ordered = ordered_since(sql, listing, listing.confirmed_at_ms.unwrap_or(0))?;
-    let unexplained = (confirmed - observed - ordered).max(0);
-    if unexplained > 0 && now - observed_at > hold_ms {
+    if now - since > hold_ms {
+        let shown = expected_at(sql, listing, None)?.unwrap_or(0);
         return Ok(Hold::Expired(ExpiredHold {
             listing_id: listing.id,
             channel: listing.channel.clone(),
             listing_key: listing.listing_key.clone(),
             sku: listing.sku.clone(),
-            expected: confirmed - ordered,
-            found: observed,
-            found_at_ms: observed_at,
+            expected: shown + units,
+            found: shown,
+            found_at_ms: since,
+            held_units: listing.held_units,
+            confirmed_at_ms: listing.confirmed_at_ms.unwrap_or(0),
         }));
     }
-    Ok(if unexplained > 0 {
-        Hold::Held(unexplained)
-    } else {
-        Hold::None
-    })
+    Ok(Hold::Held(units))
 }
 
-/// Gives up expired holds: records each as a drift and makes the channel's lower quantity the
-/// new baseline — unless the listing moved on since the snapshot that found it (then the next
-/// computation decides again). Returns how many were given up.
+/// Gives up expired holds: records each as a drift, and makes what the channel shows the new
+/// baseline with nothing held — unless the listing moved on since the snapshot that found it
+/// (then the next computation decides again). Returns how many were given up.
 pub fn give_up_holds(sql: &mut dyn Sql, expired: &[ExpiredHold]) -> Result<u64> {
     let now = sql.now_ms();
     let mut given_up = 0;
     for e in expired {
         let changed = sql.execute(
-            "UPDATE listings SET last_confirmed = observed, confirmed_at = observed_at,
-                 observed = NULL, observed_at = NULL
-             WHERE id = ?1 AND observed = ?2 AND observed_at = ?3",
-            args![e.listing_id, e.found, e.found_at_ms],
+            "UPDATE listings SET last_confirmed = ?2, confirmed_at = ?3, held_units = 0,
+                 held_since = NULL
+             WHERE id = ?1 AND held_units = ?4 AND COALESCE(confirmed_at, 0) = ?5",
+            args![e.listing_id, e.found, now, e.held_units, e.confirmed_at_ms],
         )?;
         if changed == 0 {
             continue;
@@ -391,7 +419,12 @@ pub enum ListingResult {
     },
     /// The channel shows `actual`, which is not what we last confirmed (a failed compare-and-set
     /// followed by a read, or a reconciliation read).
-    Observed { listing_id: i64, actual: i64 },
+    /// `read_at_ms` is when the answer was in: orders booked up to then were in what it showed.
+    Observed {
+        listing_id: i64,
+        actual: i64,
+        read_at_ms: i64,
+    },
 }
 
 /// What becomes of the mark.
@@ -445,16 +478,37 @@ pub fn complete(
                 quantity,
                 sent_at_ms,
             } => {
+                // The channel confirmed the quantity, but a decrease held back in it is still
+                // unexplained until its orders are booked: it is carried over the confirmation.
+                let confirmed_at = (*sent_at_ms).min(now);
+                let Some(listing) = listing_by_id(sql, *listing_id)? else {
+                    continue;
+                };
+                let (held_units, held_since) = match unexplained(sql, &listing, Some(confirmed_at))?
+                {
+                    Some((units, since)) => (units, Some(since)),
+                    None => (0, None),
+                };
                 sql.execute(
                     "UPDATE listings SET last_pushed = ?2, last_pushed_at = ?3, last_confirmed = ?2,
-                         confirmed_at = ?5, observed = NULL, observed_at = NULL,
+                         confirmed_at = ?5, held_units = ?6, held_since = ?7,
                          last_latency_ms = ?4, pushes = pushes + 1 WHERE id = ?1",
-                    args![*listing_id, *quantity, now, now - claim.marked_at_ms, (*sent_at_ms).min(now)],
+                    args![
+                        *listing_id,
+                        *quantity,
+                        now,
+                        now - claim.marked_at_ms,
+                        confirmed_at,
+                        held_units,
+                        held_since
+                    ],
                 )?;
             }
-            ListingResult::Observed { listing_id, actual } => {
-                observe(sql, *listing_id, *actual, now)?
-            }
+            ListingResult::Observed {
+                listing_id,
+                actual,
+                read_at_ms,
+            } => observe(sql, *listing_id, *actual, (*read_at_ms).min(now))?,
         }
     }
     let key = args![claim.channel.as_str(), claim.sku.as_str()];
@@ -515,19 +569,45 @@ pub fn complete(
     Ok(true)
 }
 
-/// Records what a channel shows for a listing: a quantity below what it confirmed starts a hold
-/// (DESIGN §1 `u`); anything else becomes the new confirmed baseline.
-pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, now: i64) -> Result<()> {
+/// Records what a channel showed for a listing at `read_at_ms` (a read, or a quantity the channel
+/// announced), which becomes the new baseline. Against what it was expected to show then
+/// (`expected_at`), less is a decrease no order explains yet: it is held (DESIGN §1 `u`) on top
+/// of what was held already. More is the channel putting units back on its own (a cancel, an
+/// edit or a refund that restocks), which may be the very sales held: it lowers the hold, never
+/// below 0. Orders booked after `read_at_ms` count as sales after the baseline.
+pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64) -> Result<()> {
+    let Some(listing) = listing_by_id(sql, listing_id)? else {
+        return Ok(());
+    };
+    if listing.confirmed_at_ms.is_some_and(|at| at > read_at_ms) {
+        // Confirmed again since the read: what it showed is already out of date.
+        return Ok(());
+    }
+    let (held_units, held_since) = match expected_at(sql, &listing, Some(read_at_ms))? {
+        None => (0, None),
+        Some(expected) => {
+            let held = unexplained(sql, &listing, Some(read_at_ms))?;
+            let units = (held.map_or(0, |(units, _)| units) + expected - actual).max(0);
+            let since = held.map_or(read_at_ms, |(_, since)| since);
+            (units, (units > 0).then_some(since))
+        }
+    };
     sql.execute(
-        "UPDATE listings SET
-             observed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN ?2 ELSE NULL END,
-             observed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN CAST(?3 AS BIGINT) ELSE NULL END,
-             confirmed_at = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN confirmed_at ELSE ?3 END,
-             last_confirmed = CASE WHEN last_confirmed IS NOT NULL AND ?2 < last_confirmed THEN last_confirmed ELSE ?2 END
+        "UPDATE listings SET observed = ?2, observed_at = ?3, last_confirmed = ?2,
+             confirmed_at = ?3, held_units = ?4, held_since = ?5
          WHERE id = ?1",
-        args![listing_id, actual, now],
+        args![listing_id, actual, read_at_ms, held_units, held_since],
     )?;
     Ok(())
+}
+
+fn listing_by_id(sql: &mut dyn Sql, listing_id: i64) -> Result<Option<ListingView>> {
+    Ok(sql
+        .query_opt(
+            &format!("SELECT {LISTING_COLUMNS} FROM listings WHERE id = ?1"),
+            args![listing_id],
+        )?
+        .map(|r| listing_from_row(&r)))
 }
 
 #[derive(Debug, Clone, Serialize)]
