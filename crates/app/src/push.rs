@@ -22,8 +22,10 @@ use crate::{AppError, Metrics, Outcome};
 pub struct PushSettings {
     /// Marks claimed per pass (SKUs); their listings are batched to the channel's limit.
     pub claim_max: i64,
-    /// How long a claim is held; longer than a channel call may take.
+    /// How long a claim is held: at least twice `request_timeout`.
     pub lease: Duration,
+    /// How long one channel call may take (the connectors' timeout).
+    pub request_timeout: Duration,
     /// How long a channel's unexplained decrease is held back before it is recorded as drift.
     pub hold: Duration,
     pub retry: RetryPolicy,
@@ -42,6 +44,7 @@ impl Default for PushSettings {
         Self {
             claim_max: 500,
             lease: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             hold: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             breaker_failures: 5,

@@ -121,7 +121,7 @@ pub async fn spawn_app_full(
         .expect("bind port 0");
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let services = Services::new(&store);
+    let services = Services::new(&store, push_settings.request_timeout);
     let push = PushWorker::new(
         store.clone(),
         services.connectors.clone(),
