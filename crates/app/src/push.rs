@@ -1,7 +1,7 @@
 //! The push engine. A worker claims a channel's due marks, computes each listing's quantity from
 //! the canonical state at send time (DESIGN §1, with the `u` hold), sends decreases and zeros
 //! before increases in the channel's batch calls — none once its lease may end before the answer
-//! — and reports back under its lease. Failures are
+//! — and reports back under its lease (a result that comes after it is discarded). Failures are
 //! classified: retried with exponential backoff and jitter (honouring `Retry-After`), dead after
 //! the configured limit or at once when permanent; a channel that keeps failing is paused (circuit
 //! breaker) without slowing the others.
@@ -500,20 +500,36 @@ impl PushWorker {
                 Ok((applied, claimed))
             })
             .await?;
+        self.record_completed(channel, &for_latency, &applied);
+        let claimed = Claimed {
+            claims: claimed,
+            asked_at,
+        };
+        Ok((Outcome::Worked(claims.len()), claimed))
+    }
+
+    /// Counts what `complete` made of a pass's claims: the propagation latency of each listing
+    /// pushed under a lease still held, and the claims whose lease had ended (their results
+    /// discarded: another worker took the marks over).
+    fn record_completed(&self, channel: &str, pushed: &[(i64, usize)], kept: &[bool]) {
         let done = now_ms();
-        for ((marked_at, pushed), kept) in for_latency.iter().zip(applied) {
-            if kept {
+        for ((marked_at, pushed), kept) in pushed.iter().zip(kept) {
+            if *kept {
                 for _ in 0..*pushed {
                     self.metrics
                         .record_latency(channel, (done - marked_at).max(0) as u64);
                 }
             }
         }
-        let claimed = Claimed {
-            claims: claimed,
-            asked_at,
-        };
-        Ok((Outcome::Worked(claims.len()), claimed))
+        let discarded = kept.iter().filter(|kept| !**kept).count();
+        if discarded > 0 {
+            self.metrics.record_discarded(channel, discarded as u64);
+            tracing::warn!(
+                channel,
+                discarded,
+                "a push pass reported after its lease ended; its results were discarded"
+            );
+        }
     }
 
     /// What becomes of a mark whose push failed: a retry after a backoff, or dead.
