@@ -23,6 +23,7 @@ struct ChannelFigures {
     pushed_listings: u64,
     push_failures: u64,
     api_calls: u64,
+    results_discarded: u64,
     webhooks: BTreeMap<&'static str, u64>,
 }
 
@@ -76,6 +77,11 @@ impl Metrics {
 
     pub fn record_api_call(&self, channel: &str) {
         self.with(channel, |c| c.api_calls += 1);
+    }
+
+    /// Claims whose push result came after their lease ended, and was discarded.
+    pub fn record_discarded(&self, channel: &str, claims: u64) {
+        self.with(channel, |c| c.results_discarded += claims);
     }
 
     pub fn record_webhook(&self, channel: &str, outcome: &'static str) {
@@ -153,7 +159,7 @@ impl Metrics {
                 f.latency_count
             );
         }
-        let counters: [Counter; 3] = [
+        let counters: [Counter; 4] = [
             (
                 "stockhub_pushed_listings_total",
                 "Listings brought to a new quantity.",
@@ -168,6 +174,12 @@ impl Metrics {
                 "stockhub_channel_api_calls_total",
                 "Calls made to channel APIs for pushes.",
                 |f| f.api_calls,
+            ),
+            (
+                "stockhub_push_results_discarded_total",
+                "Claimed pushes whose result came after their lease ended (another worker had \
+                 taken them over) and was discarded.",
+                |f| f.results_discarded,
             ),
         ];
         for (name, help, get) in counters {

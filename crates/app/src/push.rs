@@ -1,6 +1,7 @@
 //! The push engine. A worker claims a channel's due marks, computes each listing's quantity from
 //! the canonical state at send time (DESIGN §1, with the `u` hold), sends decreases and zeros
-//! before increases in the channel's batch calls, and reports back under its lease. Failures are
+//! before increases in the channel's batch calls — none once its lease may end before the answer
+//! — and reports back under its lease (a result that comes after it is discarded). Failures are
 //! classified: retried with exponential backoff and jitter (honouring `Retry-After`), dead after
 //! the configured limit or at once when permanent; a channel that keeps failing is paused (circuit
 //! breaker) without slowing the others.
@@ -26,8 +27,11 @@ const RACE_WINDOW_MARGIN: Duration = Duration::from_secs(1);
 pub struct PushSettings {
     /// Marks claimed per pass (SKUs); their listings are batched to the channel's limit.
     pub claim_max: i64,
-    /// How long a claim is held; longer than a channel call may take.
+    /// How long a claim is held: at least twice `request_timeout`.
     pub lease: Duration,
+    /// How long one channel call may take (the connectors' timeout): a pass sends no call once
+    /// less than this is left of its lease.
+    pub request_timeout: Duration,
     /// How long a channel's unexplained decrease is held back before it is recorded as drift.
     pub hold: Duration,
     pub retry: RetryPolicy,
@@ -46,6 +50,7 @@ impl Default for PushSettings {
         Self {
             claim_max: 500,
             lease: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
             hold: Duration::from_secs(120),
             retry: RetryPolicy::default(),
             breaker_failures: 5,
@@ -135,24 +140,21 @@ impl PushWorker {
     async fn pass(
         &self,
         channel: &str,
-        claimed: Option<Vec<Claim>>,
+        claimed: Option<Claimed>,
         started: Option<Instant>,
-    ) -> Result<(Outcome, Vec<Claim>), AppError> {
+    ) -> Result<(Outcome, Claimed), AppError> {
         if self.paused(channel) {
-            return Ok((Outcome::Idle, claimed.unwrap_or_default()));
+            return Ok((Outcome::Idle, claimed.unwrap_or_else(Claimed::none)));
         }
         let connected = self.connectors.get(channel).await?;
-        let claims = match claimed {
-            Some(claims) => claims,
-            None => {
-                let claim = self.claim_args(channel);
-                self.store.write(move |sql| claim.run(sql)).await?
-            }
+        let held = match claimed {
+            Some(held) => held,
+            None => self.claim(channel).await?,
         };
-        if claims.is_empty() {
-            return Ok((Outcome::Idle, claims));
+        if held.claims.is_empty() {
+            return Ok((Outcome::Idle, held));
         }
-        let skus: Vec<String> = claims.iter().map(|c| c.sku.clone()).collect();
+        let skus: Vec<String> = held.claims.iter().map(|c| c.sku.clone()).collect();
         let mut targets = self.targets(channel, &skus).await?;
         if !connected.connector.compare_and_set()
             && self
@@ -175,24 +177,61 @@ impl PushWorker {
         targets.sort_by_key(|t| {
             !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
         });
-        let mut report = Report::default();
-        for chunk in targets.chunks(max_items(&connected)) {
-            self.push_chunk(channel, &connected, chunk, &mut report)
-                .await?;
-        }
-        if !report.stale.is_empty() {
-            self.read_stale(channel, &connected, &mut report).await;
-        }
+        let report = self
+            .send(channel, &connected, &targets, held.asked_at)
+            .await?;
         let next = started
             .is_some_and(|at| at.elapsed() >= self.settings.gather)
             .then(|| self.claim_args(channel));
         let wrote_since_ms = report.wrote_since_ms;
-        let finished = self.finish(channel, &claims, report, next).await?;
+        let finished = self.finish(channel, &held.claims, report, next).await?;
         if let Some(since) = wrote_since_ms.filter(|_| connected.connector.sales_can_race_writes())
         {
             self.book_raced_sales(channel, since).await;
         }
         Ok(finished)
+    }
+
+    /// Pushes the targets in the channel's batch calls, as long as the lease of marks claimed at
+    /// `asked_at` outlasts a call: past that another worker may take the marks over before the
+    /// answer, so what is left is not sent but pushed again at once — if the lease is still
+    /// ours (`complete` fences this like every result of the pass).
+    async fn send(
+        &self,
+        channel: &str,
+        connected: &crate::registry::Connected,
+        targets: &[Target],
+        asked_at: Instant,
+    ) -> Result<Report, AppError> {
+        let mut report = Report::default();
+        let per_call = max_items(connected);
+        for (i, chunk) in targets.chunks(per_call).enumerate() {
+            if !self.lease_outlasts_a_call(asked_at) {
+                let unsent = &targets[i * per_call..];
+                report.again.extend(unsent.iter().map(sku_of));
+                break;
+            }
+            self.push_chunk(channel, connected, chunk, &mut report)
+                .await?;
+        }
+        if !report.stale.is_empty() {
+            self.read_stale(channel, connected, &mut report).await;
+        }
+        Ok(report)
+    }
+
+    /// Claims the channel's due marks.
+    async fn claim(&self, channel: &str) -> Result<Claimed, AppError> {
+        let asked_at = Instant::now();
+        let claim = self.claim_args(channel);
+        let claims = self.store.write(move |sql| claim.run(sql)).await?;
+        Ok(Claimed { claims, asked_at })
+    }
+
+    /// Whether a call sent now ends (answered or timed out) before the lease of marks claimed
+    /// at `asked_at` may.
+    fn lease_outlasts_a_call(&self, asked_at: Instant) -> bool {
+        asked_at.elapsed() + self.settings.request_timeout <= self.settings.lease
     }
 
     fn claim_args(&self, channel: &str) -> ClaimArgs {
@@ -480,7 +519,7 @@ impl PushWorker {
         claims: &[Claim],
         mut report: Report,
         next: Option<ClaimArgs>,
-    ) -> Result<(Outcome, Vec<Claim>), AppError> {
+    ) -> Result<(Outcome, Claimed), AppError> {
         let now = now_ms();
         let mut plans = Vec::with_capacity(claims.len());
         for claim in claims {
@@ -508,6 +547,7 @@ impl PushWorker {
                 )
             })
             .collect();
+        let asked_at = Instant::now();
         let (applied, claimed) = self
             .store
             .write(move |sql| {
@@ -524,16 +564,36 @@ impl PushWorker {
                 Ok((applied, claimed))
             })
             .await?;
+        self.record_completed(channel, &for_latency, &applied);
+        let claimed = Claimed {
+            claims: claimed,
+            asked_at,
+        };
+        Ok((Outcome::Worked(claims.len()), claimed))
+    }
+
+    /// Counts what `complete` made of a pass's claims: the propagation latency of each listing
+    /// pushed under a lease still held, and the claims whose lease had ended (their results
+    /// discarded: another worker took the marks over).
+    fn record_completed(&self, channel: &str, pushed: &[(i64, usize)], kept: &[bool]) {
         let done = now_ms();
-        for ((marked_at, pushed), kept) in for_latency.iter().zip(applied) {
-            if kept {
+        for ((marked_at, pushed), kept) in pushed.iter().zip(kept) {
+            if *kept {
                 for _ in 0..*pushed {
                     self.metrics
                         .record_latency(channel, (done - marked_at).max(0) as u64);
                 }
             }
         }
-        Ok((Outcome::Worked(claims.len()), claimed))
+        let discarded = kept.iter().filter(|kept| !**kept).count();
+        if discarded > 0 {
+            self.metrics.record_discarded(channel, discarded as u64);
+            tracing::warn!(
+                channel,
+                discarded,
+                "a push pass reported after its lease ended; its results were discarded"
+            );
+        }
     }
 
     /// What becomes of a mark whose push failed: a retry after a backoff, or dead.
@@ -605,17 +665,17 @@ impl PushWorker {
         let mut commits = self.store.commits();
         let mut last_pass: Option<Instant> = None;
         let mut last_work = Instant::now();
-        let mut claimed: Vec<Claim> = Vec::new();
+        let mut claimed = Claimed::none();
         loop {
             if *shutdown.borrow() || last_work.elapsed() > CHANNEL_IDLE_EXIT {
-                if !claimed.is_empty() {
+                if !claimed.claims.is_empty() {
                     // Claimed but not pushed: leave them for the next task, at once.
                     let (worker, code) = (self.clone(), channel.to_owned());
                     let _ = worker.pass(&code, Some(claimed), None).await;
                 }
                 return;
             }
-            if claimed.is_empty() {
+            if claimed.claims.is_empty() {
                 // Mark the commits seen so far as read: any later one wakes the wait below.
                 commits.borrow_and_update();
                 let wait = match self.due_in(channel).await {
@@ -647,7 +707,8 @@ impl PushWorker {
             }
             let started = Instant::now();
             last_pass = Some(started);
-            let held = (!claimed.is_empty()).then(|| std::mem::take(&mut claimed));
+            let held = (!claimed.claims.is_empty())
+                .then(|| std::mem::replace(&mut claimed, Claimed::none()));
             match self.pass(channel, held, Some(started)).await {
                 Ok((Outcome::Worked(_), next)) => {
                     last_work = Instant::now();
@@ -699,10 +760,26 @@ struct Report {
     errors: BTreeMap<String, ChannelError>,
     /// Listings whose compare-and-set failed, to read back.
     stale: Vec<Target>,
-    /// SKUs with a listing the channel refused only because of another item of its call.
+    /// SKUs to push again at once: a listing the channel refused only because of another item
+    /// of its call, or one the pass did not send because its lease ran short.
     again: BTreeSet<String>,
     /// When the first call that set a quantity left (the store's clock).
     wrote_since_ms: Option<i64>,
+}
+
+/// Marks a worker holds, and when it asked for them: their lease began no earlier.
+struct Claimed {
+    claims: Vec<Claim>,
+    asked_at: Instant,
+}
+
+impl Claimed {
+    fn none() -> Self {
+        Self {
+            claims: Vec::new(),
+            asked_at: Instant::now(),
+        }
+    }
 }
 
 /// What claiming a channel's due marks takes.

@@ -47,12 +47,10 @@ pub struct Services {
 }
 
 impl Services {
-    pub fn new(store: &Store) -> Self {
+    /// Services whose channel calls each give up after `request_timeout`.
+    pub fn new(store: &Store, request_timeout: std::time::Duration) -> Self {
         Self {
-            connectors: stockhub_app::Connectors::new(
-                store.clone(),
-                std::time::Duration::from_secs(10),
-            ),
+            connectors: stockhub_app::Connectors::new(store.clone(), request_timeout),
             metrics: Arc::default(),
         }
     }
@@ -67,11 +65,6 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Store, settings: HttpSettings) -> Self {
-        let services = Services::new(&store);
-        Self::with_services(store, settings, services)
-    }
-
     pub fn with_services(store: Store, settings: HttpSettings, services: Services) -> Self {
         Self {
             store,

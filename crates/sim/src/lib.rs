@@ -3,7 +3,7 @@
 //! WooCommerce §2 and §10): the calls a connector makes, with their real request and response
 //! shapes, errors and limits; the store's own sales, which lower `available` at once; webhooks
 //! sent the way each platform sends them; a display log of every quantity a shopper could have
-//! seen; and faults injected on command.
+//! seen; the span of every quantity write; and faults injected on command.
 //!
 //! The simulator depends on nothing of stockhub's (DESIGN §4): it is a second, independent
 //! reading of each channel's documentation, so that a connector's misreading cannot hide behind
@@ -30,6 +30,7 @@ mod http_util;
 mod money;
 mod php_json;
 mod signature;
+mod writes;
 
 pub use bucket::BucketConfig;
 pub use display::{Cause, DisplayEntry};
@@ -37,3 +38,4 @@ pub use error::SimError;
 pub use faults::{Faults, Hold};
 pub use fleet::{Fleet, FleetSpec, StoreAddress};
 pub use seed::{CatalogSpec, ProductSeed, VariantSeed};
+pub use writes::WriteSpan;

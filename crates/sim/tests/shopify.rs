@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use stockhub_sim::shopify::{
     CancelOrder, NewOrder, NewRefund, OrderLine, RefundLineRequest, RestockType, ShopifyConfig,
-    ShopifySim,
+    ShopifySim, VariantInfo,
 };
 use stockhub_sim::{BucketConfig, Cause, Faults, Hold, ProductSeed, VariantSeed};
 
@@ -205,6 +205,60 @@ async fn idempotency_keys_replay_refuse_mismatches_and_concurrency() {
         sim.available(shirt.inventory_item_id, sim.locations()[0].id),
         Some(2)
     );
+}
+
+#[tokio::test]
+async fn every_set_quantities_call_is_logged_with_its_items_and_how_long_it_was_in_progress() {
+    let sim = store(|_| {}).await;
+    sim.set_faults(Faults {
+        processing_delay_ms: 200,
+        ..Faults::default()
+    });
+    let location = sim.locations()[0].gid.clone();
+    let shirt = sim.variant_by_sku("SHIRT-S").unwrap();
+    let mug = sim.variant_by_sku("MUG").unwrap();
+    let set = |item: &VariantInfo, quantity| {
+        graphql(
+            &sim,
+            SET,
+            set_input(&item.inventory_item_gid(), &location, quantity, Value::Null),
+        )
+    };
+    // Two calls on one item at once, then one on another item; a stale one is logged too.
+    let (a, b) = tokio::join!(set(&shirt, 9), set(&shirt, 8));
+    assert_eq!((a.0, b.0), (200, 200));
+    set(&mug, 2).await;
+    let (_, stale) = graphql(
+        &sim,
+        SET,
+        set_input(&mug.inventory_item_gid(), &location, 1, json!(3)),
+    )
+    .await;
+    assert_eq!(
+        stale["data"]["inventorySetQuantities"]["userErrors"][0]["code"],
+        "CHANGE_FROM_QUANTITY_STALE"
+    );
+
+    let spans = sim.write_spans();
+    let items: Vec<&[u64]> = spans.iter().map(|s| s.item_ids.as_slice()).collect();
+    assert_eq!(
+        items,
+        [
+            [shirt.inventory_item_id],
+            [shirt.inventory_item_id],
+            [mug.inventory_item_id],
+            [mug.inventory_item_id]
+        ]
+    );
+    for span in &spans {
+        assert!(span.ended_us - span.began_us >= 200_000, "{span:?}");
+    }
+    let (first, second) = (&spans[0], &spans[1]);
+    assert!(
+        first.began_us < second.ended_us && second.began_us < first.ended_us,
+        "the two calls on the shirt were in progress at once: {spans:?}"
+    );
+    assert!(spans[2].began_us >= first.ended_us.max(second.ended_us));
 }
 
 #[tokio::test]

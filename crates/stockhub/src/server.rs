@@ -47,6 +47,8 @@ fn push_settings(settings: &Settings) -> PushSettings {
     let mut push = PushSettings::default();
     push.retry.give_up_after = Duration::from_secs(settings.channels.push_dead_after_hours * 3600);
     push.hold = Duration::from_secs(settings.channels.unexplained_hold_seconds);
+    push.lease = Duration::from_secs(settings.channels.push_lease_seconds);
+    push.request_timeout = Duration::from_secs(settings.channels.request_timeout_seconds);
     push
 }
 
@@ -61,12 +63,13 @@ impl Server {
             .local_addr()
             .context("reading the listening address")?;
         let (stop, stopped) = watch::channel(false);
-        let services = Services::new(&store);
+        let push_settings = push_settings(settings);
+        let services = Services::new(&store, push_settings.request_timeout);
         let push = PushWorker::new(
             store.clone(),
             services.connectors.clone(),
             services.metrics.clone(),
-            push_settings(settings),
+            push_settings,
         );
         let loops = vec![
             tokio::spawn(maintenance::run(

@@ -26,6 +26,8 @@ pub struct ChannelsSection {
     pub reconciliation_interval_seconds: u64,
     pub push_dead_after_hours: u64,
     pub unexplained_hold_seconds: u64,
+    pub request_timeout_seconds: u64,
+    pub push_lease_seconds: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -129,6 +131,18 @@ impl Settings {
         if self.channels.unexplained_hold_seconds == 0 {
             bail!("channels.unexplained_hold_seconds must be at least 1");
         }
+        if self.channels.request_timeout_seconds == 0 {
+            bail!("channels.request_timeout_seconds must be at least 1");
+        }
+        if self.channels.push_lease_seconds < 2 * self.channels.request_timeout_seconds {
+            bail!(
+                "channels.push_lease_seconds ({}) must be at least twice \
+                 channels.request_timeout_seconds ({}): a push worker sends no call once its \
+                 lease may end before the answer arrives, so a shorter lease leaves it no time",
+                self.channels.push_lease_seconds,
+                self.channels.request_timeout_seconds
+            );
+        }
         if self.maintenance.reservation_sweep_interval_ms == 0 {
             bail!("maintenance.reservation_sweep_interval_ms must be at least 1");
         }
@@ -179,5 +193,42 @@ mod tests {
         assert!(e.contains("168"), "{e}");
         std::fs::write(&path, "[storage]\ngroup_maximum = 7\n").unwrap();
         assert!(Settings::load(Some(&path)).is_err());
+    }
+
+    #[test]
+    fn a_push_lease_shorter_than_two_channel_calls_is_refused() {
+        let defaults = Settings::load(None).unwrap().channels;
+        assert_eq!(
+            (
+                defaults.push_lease_seconds,
+                defaults.request_timeout_seconds
+            ),
+            (60, 10)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        let with = |lease: u64, timeout: u64| {
+            std::fs::write(
+                &path,
+                format!("[channels]\npush_lease_seconds = {lease}\nrequest_timeout_seconds = {timeout}\n"),
+            )
+            .unwrap();
+            Settings::load(Some(&path))
+        };
+        let loaded = with(4, 2).unwrap().channels;
+        assert_eq!(
+            (loaded.push_lease_seconds, loaded.request_timeout_seconds),
+            (4, 2)
+        );
+        let e = with(3, 2).unwrap_err().to_string();
+        assert!(
+            e.contains("push_lease_seconds (3) must be at least twice"),
+            "{e}"
+        );
+        let e = with(60, 0).unwrap_err().to_string();
+        assert!(
+            e.contains("request_timeout_seconds must be at least 1"),
+            "{e}"
+        );
     }
 }

@@ -121,7 +121,7 @@ pub async fn spawn_app_full(
         .expect("bind port 0");
     let base_url = format!("http://{}", listener.local_addr().expect("address"));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let services = Services::new(&store);
+    let services = Services::new(&store, push_settings.request_timeout);
     let push = PushWorker::new(
         store.clone(),
         services.connectors.clone(),
@@ -268,7 +268,7 @@ pub async fn dump(store: &Store) -> String {
 }
 
 /// A `stockhub serve` child process on a port the OS picks; killed (SIGKILL) when dropped, so a
-/// failing test leaves nothing behind.
+/// failing test leaves nothing behind (paused or not).
 pub struct ServerProcess {
     child: tokio::process::Child,
     pub base_url: String,
@@ -278,12 +278,25 @@ impl ServerProcess {
     /// Starts `binary serve --db DB_URL`, reads the address it announces on standard output
     /// (kept in `dir`), and waits until it answers `/healthz`. Its log goes to `dir/NAME.log`.
     pub async fn start(binary: &str, db_url: &str, dir: &std::path::Path, name: &str) -> Self {
+        Self::start_with_env(binary, db_url, dir, name, &[]).await
+    }
+
+    /// [`ServerProcess::start`] with these environment variables set, such as settings
+    /// (`STOCKHUB_CHANNELS_PUSH_LEASE_SECONDS`).
+    pub async fn start_with_env(
+        binary: &str,
+        db_url: &str,
+        dir: &std::path::Path,
+        name: &str,
+        env: &[(&str, &str)],
+    ) -> Self {
         let out = dir.join(format!("{name}.out"));
         let log = dir.join(format!("{name}.log"));
         let mut child = tokio::process::Command::new(binary)
             .args(["serve", "--db", db_url, "--listen", "127.0.0.1:0"])
             .current_dir(dir)
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdin(std::process::Stdio::null())
             .stdout(std::fs::File::create(&out).expect("server output file"))
             .stderr(std::fs::File::create(&log).expect("server log file"))
@@ -334,5 +347,29 @@ impl ServerProcess {
     /// SIGKILL, then reap the process.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("kill stockhub serve");
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the process has not been reaped")
+    }
+
+    /// Stops the process where it is (SIGSTOP), as a machine that stalls stops it.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a paused process run on (SIGCONT).
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, signal: &str) {
+        let pid = self.pid().to_string();
+        let status = std::process::Command::new("kill")
+            .args([signal, &pid])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill {signal} {pid} failed: {status}");
     }
 }

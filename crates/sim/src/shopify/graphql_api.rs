@@ -29,7 +29,9 @@ use super::model::Idempotency;
 use super::resolve::{AdminResolver, Obj};
 use super::schema::AdminSchema;
 use super::Inner;
+use crate::clock;
 use crate::graphql::{self, GqlError, OperationKind, Prepared};
+use crate::writes::WriteSpan;
 
 /// The body Shopify answers a bad access token with, on GraphQL and REST alike.
 pub(crate) const INVALID_TOKEN: &str =
@@ -205,13 +207,37 @@ fn reserve(inner: &Inner, calls: Vec<MutationCall>) -> Vec<Plan> {
         .collect()
 }
 
-/// Runs the mutation fields: reserve keys, wait the processing delay, apply. Runs as its own
-/// task so that an accepted write completes even if the client goes away.
+/// Runs the mutation fields: reserve keys, wait the processing delay, apply; the span of a call
+/// that names any item is logged. Runs as its own task so that an accepted write completes
+/// even if the client goes away.
 async fn run_mutations(inner: Arc<Inner>, calls: Vec<MutationCall>) -> HashMap<String, SetOutcome> {
     let plans = reserve(&inner, calls);
+    let item_ids = inventory::item_ids(plans.iter().filter_map(|p| match p {
+        Plan::Apply(call) => Some(&call.input),
+        Plan::Answer(..) => None,
+    }));
+    let began_us = clock::monotonic_us();
     if plans.iter().any(|p| matches!(p, Plan::Apply(_))) {
         inner.faults.processing_delay().await;
     }
+    let outcomes = apply_plans(&inner, plans);
+    if !item_ids.is_empty() {
+        let span = WriteSpan {
+            item_ids,
+            began_us,
+            ended_us: clock::monotonic_us(),
+        };
+        inner
+            .writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .record(span);
+    }
+    outcomes
+}
+
+/// Applies the planned calls under the store's lock and answers each.
+fn apply_plans(inner: &Arc<Inner>, plans: Vec<Plan>) -> HashMap<String, SetOutcome> {
     inner.act(|state| {
         let mut outcomes = HashMap::new();
         for plan in plans {

@@ -331,6 +331,18 @@ fn coerce_quantity(
     })
 }
 
+/// The inventory items some inputs name (valid ids only, each once, ascending).
+pub(crate) fn item_ids<'a>(inputs: impl IntoIterator<Item = &'a SetInput>) -> Vec<u64> {
+    let mut ids: Vec<u64> = inputs
+        .into_iter()
+        .flat_map(|input| &input.quantities)
+        .filter_map(|q| parse_gid(&q.item, "InventoryItem"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    ids
+}
+
 /// The numeric id of `gid://shopify/<kind>/<id>`.
 pub(crate) fn parse_gid(gid: &str, kind: &str) -> Option<u64> {
     let rest = gid

@@ -9,7 +9,8 @@
 //! - The store's own sales ([`sales`]), which lower `available` at once, and webhooks sent the
 //!   way Shopify sends them ([`webhooks`]): signed, retried 8 times over 4 hours, sometimes
 //!   duplicated.
-//! - A display log, faults on command, and a JSON control API under `/_sim` ([`control`]).
+//! - A display log, the span of every `inventorySetQuantities` call, faults on command, and a
+//!   JSON control API under `/_sim` ([`control`]).
 //!
 //! Start one with [`ShopifySim::start`]; everything a test or the CLI does to it goes through
 //! the returned handle (or the control API, which calls the same methods).
@@ -46,6 +47,7 @@ use crate::display::DisplayEntry;
 use crate::faults::{FaultStyle, FaultSwitch, Faults};
 use crate::http_util::{self, Lifecycle};
 use crate::seed::ProductSeed;
+use crate::writes::{WriteLog, WriteSpan};
 use crate::SimError;
 use model::State;
 
@@ -106,6 +108,7 @@ pub struct ShopifyConfig {
     pub webhook_time_scale: f64,
     /// The shop's UTC offset, used in REST timestamps.
     pub timezone_offset_minutes: i32,
+    /// The most display-log entries kept, and the most write spans.
     pub display_log_capacity: usize,
     /// Seed of the store's randomness (ids of webhooks, fault draws).
     pub seed: u64,
@@ -209,6 +212,7 @@ pub(crate) struct Inner {
     pub rest_bucket: Mutex<LeakyBucket>,
     pub webhook_target: Mutex<WebhookTarget>,
     pub deliveries: Mutex<Vec<Delivery>>,
+    pub writes: Mutex<WriteLog>,
     pub client: reqwest::Client,
     pub lifecycle: Lifecycle,
     pub in_flight: AtomicUsize,
@@ -265,6 +269,7 @@ impl ShopifySim {
             rest_bucket: Mutex::new(LeakyBucket::new(config.rest_bucket)),
             webhook_target: Mutex::new(target),
             deliveries: Mutex::new(Vec::new()),
+            writes: Mutex::new(WriteLog::new(config.display_log_capacity)),
             client: http_util::webhook_client(),
             lifecycle: Lifecycle::new(),
             runtime: tokio::runtime::Handle::current(),
@@ -443,6 +448,16 @@ impl ShopifySim {
 
     pub fn display_log_since(&self, seq: u64) -> Vec<DisplayEntry> {
         self.inner.lock().display.since(seq)
+    }
+
+    /// Every `inventorySetQuantities` call the store took up, oldest first (at most
+    /// `display_log_capacity` of them).
+    pub fn write_spans(&self) -> Vec<WriteSpan> {
+        self.inner
+            .writes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .spans()
     }
 
     pub fn webhook_target(&self) -> WebhookTarget {
