@@ -14,7 +14,7 @@ use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{
     Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
-    OrderView, UnmappedLine,
+    OrderView, SnapshotLine, UnmappedLine,
 };
 use crate::sql::{Row, Sql};
 
@@ -158,16 +158,20 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
     let mut changed = false;
     let kind = reduction_kind(snap.status);
     for wanted in &snap.lines {
-        let line = match before.iter().find(|l| l.line_id == wanted.line_id) {
-            Some(l) => l.clone(),
-            None => insert_line(sql, channel, order_id, &wanted.line_id, &wanted.channel_sku)?,
-        };
         // Units the channel shipped stay wanted even when the order was cancelled afterwards
         // (a cancelled order seen first still records what left the building).
         let shipped = wanted.fulfilment.map_or(0, |f| f.shipped);
         let target = LineTarget::new(wanted.quantity, snap.status)
             .active
             .max(shipped);
+        let line = match before.iter().find(|l| l.line_id == wanted.line_id) {
+            Some(l) => l.clone(),
+            None => {
+                // A new line is stored wanting its target at once (one statement less).
+                changed |= target != 0;
+                insert_line(sql, channel, order_id, wanted, target)?
+            }
+        };
         changed |= set_line_target(sql, ctx, &order, &line, target, kind, &mut touched)?;
         if let Some(reported) = &wanted.fulfilment {
             changed |= apply_fulfilment(sql, ctx, &order, line.row_id, reported, &mut touched)?;
@@ -198,34 +202,40 @@ fn reduction_kind(status: OrderStatus) -> EntryKind {
     }
 }
 
-/// Inserts a new line, mapping the channel's SKU to ours directly or through an alias; a SKU we
-/// do not know leaves the line unmapped.
+/// Inserts a new line wanting `wanted` units (none committed yet), mapping the channel's SKU to
+/// ours directly or through an alias; a SKU we do not know leaves the line unmapped.
 fn insert_line(
     sql: &mut dyn Sql,
     channel: &str,
     order_id: i64,
-    line_id: &str,
-    channel_sku: &str,
+    line: &SnapshotLine,
+    wanted: i64,
 ) -> Result<Line> {
-    let (sku, is_kit) = match resolve_sku(sql, channel, channel_sku)? {
+    let (sku, is_kit) = match resolve_sku(sql, channel, &line.channel_sku)? {
         Some((sku, is_kit)) => (Some(sku), is_kit),
         None => (None, false),
     };
     let row_id = sql
         .query_opt(
             "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted)
-             VALUES (?1, ?2, ?3, ?4, 0) RETURNING id",
-            args![order_id, line_id, channel_sku, sku.as_deref()],
+             VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+            args![
+                order_id,
+                line.line_id.as_str(),
+                line.channel_sku.as_str(),
+                sku.as_deref(),
+                wanted
+            ],
         )?
         .ok_or_else(|| StoreError::Invalid("order line was not stored".into()))?
         .int(0);
     Ok(Line {
         row_id,
-        line_id: line_id.to_owned(),
-        channel_sku: channel_sku.to_owned(),
+        line_id: line.line_id.clone(),
+        channel_sku: line.channel_sku.clone(),
         sku,
         is_kit,
-        wanted: 0,
+        wanted,
         state: LineState::default(),
     })
 }
