@@ -2,7 +2,7 @@
 //! only the difference is applied, an older version changes nothing, and a line whose SKU is
 //! unknown waits in the unmapped queue without failing the rest of the order.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 
 use stockhub_core::order::{plan, LineTarget};
 use stockhub_core::{EntryKind, LineState, OrderStatus};
@@ -93,15 +93,20 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         ),
         args![channel, snap.external_id.as_str()],
     )?;
+    // Each line's SKU, resolved once (where other writers run, before anything is read, to lock
+    // the levels it may change).
+    let mut resolved: HashMap<&str, Option<(String, bool)>> = HashMap::new();
     if sql.has_concurrent_writers() {
         let mut skus = match &existing {
             Some(r) => skus_of_order(sql, r.int(0))?,
             None => BTreeSet::new(),
         };
         for line in &snap.lines {
-            if let Some((sku, _)) = resolve_sku(sql, channel, &line.channel_sku)? {
-                skus.insert(sku);
+            let found = resolve_sku(sql, channel, &line.channel_sku)?;
+            if let Some((sku, _)) = &found {
+                skus.insert(sku.clone());
             }
+            resolved.insert(line.channel_sku.as_str(), found);
         }
         stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     }
@@ -169,7 +174,11 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             None => {
                 // A new line is stored wanting its target at once (one statement less).
                 changed |= target != 0;
-                insert_line(sql, channel, order_id, wanted, target)?
+                let sku = match resolved.remove(wanted.channel_sku.as_str()) {
+                    Some(found) => found,
+                    None => resolve_sku(sql, channel, &wanted.channel_sku)?,
+                };
+                insert_line(sql, order_id, wanted, target, sku)?
             }
         };
         changed |= set_line_target(sql, ctx, &order, &line, target, kind, &mut touched)?;
@@ -202,16 +211,16 @@ fn reduction_kind(status: OrderStatus) -> EntryKind {
     }
 }
 
-/// Inserts a new line wanting `wanted` units (none committed yet), mapping the channel's SKU to
-/// ours directly or through an alias; a SKU we do not know leaves the line unmapped.
+/// Inserts a new line wanting `wanted` units (none committed yet), with our SKU for the
+/// channel's (`resolve_sku`); a SKU we do not know leaves the line unmapped.
 fn insert_line(
     sql: &mut dyn Sql,
-    channel: &str,
     order_id: i64,
     line: &SnapshotLine,
     wanted: i64,
+    resolved: Option<(String, bool)>,
 ) -> Result<Line> {
-    let (sku, is_kit) = match resolve_sku(sql, channel, &line.channel_sku)? {
+    let (sku, is_kit) = match resolved {
         Some((sku, is_kit)) => (Some(sku), is_kit),
         None => (None, false),
     };
