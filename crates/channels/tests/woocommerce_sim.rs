@@ -80,6 +80,14 @@ fn item(listing: &ChannelListing, quantity: i64) -> PushItem {
     }
 }
 
+/// What the store holds for each listing, in order.
+fn stock_of(sim: &WooSim, listings: &[ChannelListing]) -> Vec<i64> {
+    listings
+        .iter()
+        .map(|l| sim.stock(stock_id(l)).unwrap())
+        .collect()
+}
+
 /// The id a listing's quantity lives on: the variation's, else the product's.
 fn stock_id(listing: &ChannelListing) -> u64 {
     listing
@@ -238,10 +246,7 @@ async fn a_store_showing_more_than_expected_is_not_overwritten() {
     let sim = store(|c| c.products = catalog(1, 2, "M")).await;
     let woo = woo(&sim);
     let listings = woo.discover().await.unwrap();
-    let shown: Vec<i64> = listings
-        .iter()
-        .map(|l| sim.stock(stock_id(l)).unwrap())
-        .collect();
+    let shown = stock_of(&sim, &listings);
     let items: Vec<PushItem> = listings
         .iter()
         .zip(&shown)
@@ -271,10 +276,7 @@ async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
     let sim = store(|c| c.products = catalog(2, 3, "C")).await;
     let woo = woo(&sim);
     let listings = woo.discover().await.unwrap();
-    let shown: Vec<i64> = listings
-        .iter()
-        .map(|l| sim.stock(stock_id(l)).unwrap())
-        .collect();
+    let shown = stock_of(&sim, &listings);
     // The store sells one unit of the second listing after stockhub last saw its quantity.
     let sold = &listings[1];
     let sku = sold.sku.clone().unwrap();

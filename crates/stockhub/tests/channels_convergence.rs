@@ -1465,6 +1465,15 @@ async fn small(u1: i64, woo_delivery_delay_ms: u64) -> Small {
     Small { app, shop, woo }
 }
 
+/// What the WooCommerce store showed for `sku` from its display log entry `from_seq` on, and why.
+fn shown_since(woo: &WooSim, from_seq: u64, sku: &str) -> Vec<(i64, Cause)> {
+    woo.display_log_since(from_seq)
+        .iter()
+        .filter(|e| e.sku.as_deref() == Some(sku))
+        .map(|e| (e.after, e.cause))
+        .collect()
+}
+
 fn shown(store: &Store, sku: &str) -> Option<i64> {
     store.shown().get(sku).copied()
 }
@@ -1566,12 +1575,7 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
     quiesce(&app, &stores, Duration::from_secs(20)).await;
     assert_eq!(available(&app, "U-1", "woo").await, 1);
     assert_eq!(shown(&stores[1], "U-1"), Some(1));
-    let shown_after_sale: Vec<(i64, Cause)> = woo
-        .display_log_since(sold_from)
-        .iter()
-        .filter(|e| e.sku.as_deref() == Some("U-1"))
-        .map(|e| (e.after, e.cause))
-        .collect();
+    let shown_after_sale = shown_since(&woo, sold_from, "U-1");
     assert!(
         shown_after_sale
             .iter()
@@ -1609,12 +1613,7 @@ async fn a_held_decrease_is_still_held_after_the_store_confirms_a_push() {
     quiesce(&app, &stores, Duration::from_secs(20)).await;
     assert_eq!(available(&app, "U-1", "woo").await, 2);
     assert_eq!(shown(&stores[1], "U-1"), Some(2));
-    let shown_after_sale: Vec<(i64, Cause)> = woo
-        .display_log_since(sold_from)
-        .iter()
-        .filter(|e| e.sku.as_deref() == Some("U-1"))
-        .map(|e| (e.after, e.cause))
-        .collect();
+    let shown_after_sale = shown_since(&woo, sold_from, "U-1");
     assert!(
         shown_after_sale
             .iter()

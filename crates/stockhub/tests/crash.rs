@@ -7,7 +7,6 @@
 //! cannot lose what the OS page cache holds.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -16,7 +15,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use stockhub_testkit::{ServerProcess, TestBackend};
-use tokio::process::Command;
 
 const BINARY: &str = env!("CARGO_BIN_EXE_stockhub");
 /// Kills of the server, each at a random moment of a write stream.
@@ -331,24 +329,6 @@ async fn assert_acknowledged_present(
     }
 }
 
-/// `stockhub verify` on the file finds every projection equal to its rebuild from the ledger.
-async fn assert_verify_passes(db: &str, round: usize) {
-    let output = Command::new(BINARY)
-        .args(["verify", "--db", db])
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
-        .output()
-        .await
-        .expect("run stockhub verify");
-    assert!(
-        output.status.success(),
-        "stockhub verify failed after kill {round} ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
 /// Runs one stream of writes and kills the server at a random moment in it.
 async fn stream_then_kill(server: ServerProcess, round: usize, rng: &mut StdRng) -> Vec<ClientLog> {
     let client = client();
@@ -395,7 +375,7 @@ async fn acknowledged_writes_survive_sigkill_and_verify_passes() {
         }
         assert_power_loss_safe(&client, &server.base_url).await;
         assert_acknowledged_present(&client, &server.base_url, &acked, round).await;
-        assert_verify_passes(db, round).await;
+        stockhub_testkit::assert_verify_passes(BINARY, db, &format!("after kill {round}")).await;
         if round == ROUNDS {
             server.kill().await;
             break;

@@ -227,16 +227,7 @@ async fn a_sqlite_store_with_100000_entries_moves_to_postgres_exactly() {
         );
         assert_eq!(a, b, "table {table}");
     }
-    let verify = tokio::process::Command::new(BINARY)
-        .args(["verify", "--db", &target.url])
-        .output()
-        .await
-        .expect("run stockhub verify");
-    assert!(
-        verify.status.success(),
-        "verify on the target failed:\n{}",
-        String::from_utf8_lossy(&verify.stdout)
-    );
+    stockhub_testkit::assert_verify_passes(BINARY, &target.url, "on the target").await;
     // The copy keeps working: new entries continue after the copied ids.
     let next = target_store
         .write(|sql| {

@@ -147,17 +147,7 @@ async fn three_processes_reserve_and_sell_exactly_what_exists() {
             assert_eq!(stock["levels"][0]["committed"], committed, "{stock}");
         }
     }
-    let output = tokio::process::Command::new(BINARY)
-        .args(["verify", "--db", &db.url])
-        .output()
-        .await
-        .expect("run stockhub verify");
-    assert!(
-        output.status.success(),
-        "verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    stockhub_testkit::assert_verify_passes(BINARY, &db.url, "after the orders").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -549,15 +549,5 @@ async fn three_processes_push_every_change_one_call_at_a_time_and_never_a_stale_
         .filter(|e| e.before.is_some_and(|before| e.after > before))
         .collect();
     assert_eq!(rises, Vec::new(), "no listing ever showed a rise");
-    let output = tokio::process::Command::new(BINARY)
-        .args(["verify", "--db", &db.url])
-        .output()
-        .await
-        .expect("run stockhub verify");
-    assert!(
-        output.status.success(),
-        "verify failed:\n{}\n{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    stockhub_testkit::assert_verify_passes(BINARY, &db.url, "after the bursts").await;
 }

@@ -278,13 +278,16 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
         }];
         assert!(complete(store, claim, pushed, MarkNext::Done));
     };
+    let observe = |store: &Store, actual: i64, read_at_ms: i64| {
+        store
+            .write_blocking(move |sql| pushes::observe(sql, listing_id, actual, read_at_ms))
+            .unwrap();
+    };
     push(&store, &claims[0], 10, 1_000);
 
     // The channel sold 4 that stockhub has not booked: a read shows 6.
     clock.advance_ms(1_000);
-    store
-        .write_blocking(move |sql| pushes::observe(sql, listing_id, 6, 2_000))
-        .unwrap();
+    observe(&store, 6, 2_000);
     assert_eq!(target(&store), (Some(6), 4));
 
     // A push that held the 4 back is confirmed: they are still held.
@@ -306,9 +309,7 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
     // The channel shows 4 where 3 was expected: it put a unit back itself, offsetting the last
     // held sale.
     clock.advance_ms(1_000);
-    store
-        .write_blocking(move |sql| pushes::observe(sql, listing_id, 4, 5_000))
-        .unwrap();
+    observe(&store, 4, 5_000);
     assert_eq!(target(&store), (Some(4), 0));
 
     // A later order is a new sale: it lowers what the channel is expected to show.
@@ -320,8 +321,6 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
     store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
     let claims = claim(&store);
     push(&store, &claims[0], 2, 6_000);
-    store
-        .write_blocking(move |sql| pushes::observe(sql, listing_id, 0, 5_500))
-        .unwrap();
+    observe(&store, 0, 5_500);
     assert_eq!(target(&store), (Some(2), 0));
 }

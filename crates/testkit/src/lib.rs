@@ -373,3 +373,22 @@ impl ServerProcess {
         assert!(status.success(), "kill {signal} {pid} failed: {status}");
     }
 }
+
+/// Runs `binary verify --db DB_URL` (every projection equal to its rebuild from the ledger) and
+/// fails the test, naming `when`, unless it passes.
+pub async fn assert_verify_passes(binary: &str, db_url: &str, when: &str) {
+    let output = tokio::process::Command::new(binary)
+        .args(["verify", "--db", db_url])
+        .env("RUST_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .await
+        .expect("run stockhub verify");
+    assert!(
+        output.status.success(),
+        "stockhub verify failed {when} ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
