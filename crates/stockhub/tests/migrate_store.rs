@@ -7,11 +7,12 @@
 use std::sync::Arc;
 
 use serde_json::json;
-use stockhub_core::{ChannelRules, Code, OrderStatus, Quantity, Sku};
+use stockhub_core::{ChannelRules, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::inbound::{self, NewEvent};
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::{catalog, movements, orders, reservations};
 use stockhub_store::model::*;
+use stockhub_store::testing::{code, ctx};
 use stockhub_store::testing::{test_database, TestBackend};
 use stockhub_store::{Store, StoreOptions, SystemClock};
 
@@ -19,18 +20,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_stockhub");
 const SKUS: usize = 50;
 const RECEIPT_BATCHES: usize = 101;
 const RECEIPTS_PER_BATCH: usize = 1_000;
-
-fn ctx() -> Ctx {
-    Ctx {
-        source: "test".into(),
-        correlation_id: "migrate".into(),
-        idempotency_key: None,
-    }
-}
-
-fn code(s: &str) -> Code {
-    Code::parse("code", s).unwrap()
-}
 
 fn sku(i: usize) -> String {
     format!("M-{i:03}")

@@ -217,3 +217,17 @@ macro_rules! test_on_both_backends {
         }
     };
 }
+
+/// The context of a test's writes: source `test`.
+pub fn ctx() -> crate::model::Ctx {
+    crate::model::Ctx {
+        source: "test".into(),
+        correlation_id: "test".into(),
+        idempotency_key: None,
+    }
+}
+
+/// A code (location, channel) a test knows to be valid.
+pub fn code(s: &str) -> stockhub_core::Code {
+    stockhub_core::Code::parse("code", s).expect("test codes are valid")
+}

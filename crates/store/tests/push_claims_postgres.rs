@@ -13,19 +13,12 @@ use stockhub_store::engine::catalog;
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::pushes::{self, ListingResult, MarkNext};
 use stockhub_store::model::*;
+use stockhub_store::testing::ctx;
 use stockhub_store::testing::{test_database, TestBackend};
 use stockhub_store::{ManualClock, Store, StoreOptions};
 
 const SKUS: usize = 40;
 const LEASE_MS: i64 = 5_000;
-
-fn ctx() -> Ctx {
-    Ctx {
-        source: "test".into(),
-        correlation_id: "claims".into(),
-        idempotency_key: None,
-    }
-}
 
 fn sku(i: usize) -> String {
     format!("P-{i:02}")

@@ -3,28 +3,17 @@
 
 use std::sync::Arc;
 
-use stockhub_core::{ChannelRules, Code, Sku};
+use stockhub_core::{ChannelRules, Sku};
 use stockhub_store::engine::catalog;
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext};
 use stockhub_store::model::*;
 use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
+use stockhub_store::testing::{code, ctx};
 use stockhub_store::{ManualClock, Store};
 
 const SKU: &str = "TEE";
 const CHANNEL: &str = "shop";
-
-fn ctx() -> Ctx {
-    Ctx {
-        source: "test".into(),
-        correlation_id: "t".into(),
-        idempotency_key: None,
-    }
-}
-
-fn code(s: &str) -> Code {
-    Code::parse("code", s).unwrap()
-}
 
 /// A store with one SKU listed once on one channel (discovery marked it), at `clock`.
 fn listed(dir: &tempfile::TempDir, clock: &ManualClock) -> Store {

@@ -2,26 +2,15 @@
 
 use std::sync::Arc;
 
-use stockhub_core::{ChannelRules, Code, OrderStatus, Quantity, Sku};
+use stockhub_core::{ChannelRules, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
 use stockhub_store::model::*;
 use stockhub_store::testing::test_database;
+use stockhub_store::testing::{code, ctx};
 use stockhub_store::{ManualClock, StoreError, StoreOptions};
-
-fn ctx() -> Ctx {
-    Ctx {
-        source: "test".into(),
-        correlation_id: "t".into(),
-        idempotency_key: None,
-    }
-}
 
 fn sku(s: &str) -> Sku {
     Sku::parse(s).unwrap()
-}
-
-fn code(s: &str) -> Code {
-    Code::parse("code", s).unwrap()
 }
 
 stockhub_store::test_on_both_backends! {

@@ -10,16 +10,9 @@ use std::time::Duration;
 use stockhub_core::{Code, Quantity, Sku};
 use stockhub_store::engine::{catalog, ledger, movements};
 use stockhub_store::model::*;
+use stockhub_store::testing::ctx;
 use stockhub_store::testing::{test_database, TestBackend};
 use stockhub_store::{Store, StoreOptions, SystemClock};
-
-fn ctx() -> Ctx {
-    Ctx {
-        source: "test".into(),
-        correlation_id: "tail".into(),
-        idempotency_key: None,
-    }
-}
 
 fn receive(sku: &str) -> Vec<MovementItem> {
     vec![MovementItem {
