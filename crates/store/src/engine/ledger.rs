@@ -147,16 +147,14 @@ pub fn level(sql: &mut dyn Sql, sku: &str, location: &str) -> Result<(i64, i64)>
 /// would break `0 ≤ committed ≤ on_hand`.
 fn change_level(sql: &mut dyn Sql, entry: &NewEntry<'_>, location: &str) -> Result<(i64, i64)> {
     let (d_on_hand, d_committed) = (entry.delta_on_hand, entry.delta_committed);
-    let update = |sql: &mut dyn Sql| {
-        sql.query_opt(
-            "UPDATE stock_levels SET on_hand = on_hand + ?3, committed = committed + ?4
-             WHERE sku = ?1 AND location = ?2
-               AND on_hand + ?3 >= 0 AND committed + ?4 >= 0 AND committed + ?4 <= on_hand + ?3
-             RETURNING on_hand, committed",
-            args![entry.sku, location, d_on_hand, d_committed],
-        )
-    };
-    if let Some(row) = update(sql)? {
+    let updated = sql.query_opt(
+        "UPDATE stock_levels SET on_hand = on_hand + ?3, committed = committed + ?4
+         WHERE sku = ?1 AND location = ?2
+           AND on_hand + ?3 >= 0 AND committed + ?4 >= 0 AND committed + ?4 <= on_hand + ?3
+         RETURNING on_hand, committed",
+        args![entry.sku, location, d_on_hand, d_committed],
+    )?;
+    if let Some(row) = updated {
         return Ok((row.int(0), row.int(1)));
     }
     let (on_hand, committed) = level(sql, entry.sku, location)?;
@@ -167,15 +165,7 @@ fn change_level(sql: &mut dyn Sql, entry: &NewEntry<'_>, location: &str) -> Resu
         )?
         .is_some();
     let (new_on_hand, new_committed) = (on_hand + d_on_hand, committed + d_committed);
-    let allowed = new_on_hand >= 0 && new_committed >= 0 && new_committed <= new_on_hand;
-    if exists && allowed {
-        // The level did not exist for the update and does now: another transaction created it
-        // and committed in between (PostgreSQL, several writers). Its row is current now.
-        if let Some(row) = update(sql)? {
-            return Ok((row.int(0), row.int(1)));
-        }
-    }
-    if exists || !allowed {
+    if exists || new_on_hand < 0 || new_committed < 0 || new_committed > new_on_hand {
         return Err(StoreError::StockConflict(format!(
             "{} at {location} has on_hand {on_hand} and committed {committed}; a change of \
              {d_on_hand:+} on_hand and {d_committed:+} committed would leave on_hand \

@@ -111,6 +111,12 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     all.extend(components.iter().map(|r| r.text(0)));
     let skus: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
     let list = placeholders(skus.len());
+    // The variants first: a level that does not exist yet cannot be locked, and two units that
+    // would both create it (and both fill the SKU's shortfalls) must still take turns.
+    sql.query(
+        &format!("SELECT 1 FROM variants WHERE sku IN ({list}) ORDER BY sku FOR UPDATE"),
+        &skus,
+    )?;
     sql.query(
         &format!(
             "SELECT 1 FROM stock_levels WHERE sku IN ({list}) ORDER BY sku, location FOR UPDATE"
