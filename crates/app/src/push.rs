@@ -23,6 +23,19 @@ use crate::{AppError, Metrics, Outcome};
 /// `PushWorker::book_raced_sales`).
 const RACE_WINDOW_MARGIN: Duration = Duration::from_secs(1);
 
+/// The least time between two reads of a channel's orders after pushes (see
+/// `PushWorker::book_raced_sales`): the windows of the passes in between join the next read, so
+/// that a busy channel's orders are read about once per gap, not once per pass.
+const RACE_CHECK_GAP: Duration = Duration::from_millis(500);
+
+/// A channel's orders to read after pushes that sales may have raced.
+#[derive(Default)]
+struct RaceCheck {
+    /// The start of the earliest window not read yet (store clock, ms).
+    unread_since_ms: Option<i64>,
+    last_read: Option<Instant>,
+}
+
 #[derive(Debug, Clone)]
 pub struct PushSettings {
     /// Marks claimed per pass (SKUs); their listings are batched to the channel's limit.
@@ -77,6 +90,7 @@ pub struct PushWorker {
     backfill_wanted: Arc<Mutex<Vec<String>>>,
     /// Listings whose last compare-and-set failed (see `push_chunk`).
     stale_before: Arc<Mutex<HashSet<i64>>>,
+    race_checks: Arc<Mutex<HashMap<String, RaceCheck>>>,
 }
 
 impl PushWorker {
@@ -94,6 +108,7 @@ impl PushWorker {
             breakers: Arc::default(),
             backfill_wanted: Arc::default(),
             stale_before: Arc::default(),
+            race_checks: Arc::default(),
         }
     }
 
@@ -187,8 +202,12 @@ impl PushWorker {
         let finished = self.finish(channel, &held.claims, report, next).await?;
         if let Some(since) = wrote_since_ms.filter(|_| connected.connector.sales_can_race_writes())
         {
-            self.book_raced_sales(channel, since).await;
+            if let Ok(mut checks) = self.race_checks.lock() {
+                let check = checks.entry(channel.to_owned()).or_default();
+                check.unread_since_ms = Some(check.unread_since_ms.map_or(since, |s| s.min(since)));
+            }
         }
+        self.book_raced_sales(channel).await;
         Ok(finished)
     }
 
@@ -387,8 +406,24 @@ impl PushWorker {
     /// instead of waiting for its webhook or the next backfill. The window starts
     /// `RACE_WINDOW_MARGIN` earlier, for clocks that differ a little and channels that keep
     /// times to the second; the backfill cursor stays where it is. A failure leaves it to the
-    /// next backfill.
-    async fn book_raced_sales(&self, channel: &str, wrote_since_ms: i64) {
+    /// next backfill. Reads come at least `RACE_CHECK_GAP` apart, each covering every window
+    /// noted since the last; returns how long until a window still unread is due (`None`:
+    /// nothing left to read).
+    async fn book_raced_sales(&self, channel: &str) -> Option<Duration> {
+        let wrote_since_ms = {
+            let mut checks = self.race_checks.lock().ok()?;
+            let check = checks.get_mut(channel)?;
+            check.unread_since_ms?;
+            if let Some(wait) = check
+                .last_read
+                .and_then(|at| RACE_CHECK_GAP.checked_sub(at.elapsed()))
+                .filter(|wait| !wait.is_zero())
+            {
+                return Some(wait);
+            }
+            check.last_read = Some(Instant::now());
+            check.unread_since_ms.take()?
+        };
         let since = wrote_since_ms - RACE_WINDOW_MARGIN.as_millis() as i64;
         match crate::backfill::apply_updated_since(
             &self.store,
@@ -409,6 +444,7 @@ impl PushWorker {
                 tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
             }
         }
+        None
     }
 
     /// The store's clock (the database's, where several processes share one).
@@ -678,11 +714,13 @@ impl PushWorker {
             if claimed.claims.is_empty() {
                 // Mark the commits seen so far as read: any later one wakes the wait below.
                 commits.borrow_and_update();
+                let race_check = self.book_raced_sales(channel).await;
                 let wait = match self.due_in(channel).await {
                     Some(due) if due.is_zero() => self.paused_for(channel),
                     Some(due) => due.min(IDLE_WAKE),
                     None => IDLE_WAKE,
                 };
+                let wait = race_check.map_or(wait, |check| wait.min(check));
                 if !wait.is_zero() {
                     tokio::select! {
                         _ = shutdown.changed() => return,

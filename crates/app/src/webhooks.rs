@@ -3,6 +3,9 @@
 //! channel is acknowledged only after that commit. A delivery that fails to apply is still
 //! archived, with its failure, and can be re-applied later (`replay`).
 
+use std::borrow::Cow;
+
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use stockhub_channels::{ChannelOrder, ChannelRefund, Connector, Intake, Verdict};
 use stockhub_core::Code;
@@ -72,7 +75,8 @@ pub fn order_input(o: &ChannelOrder, fetched: &[ChannelRefund]) -> ChannelOrderI
             })
             .collect(),
         refunds: o.refunds.iter().chain(fetched).map(refund_input).collect(),
-        raw: o.raw.clone(),
+        raw: serde_json::value::to_raw_value(&o.raw)
+            .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON")),
     }
 }
 
@@ -169,10 +173,14 @@ pub async fn receive(
     })
 }
 
-/// What a delivery will do, with anything fetched from the channel for it.
+/// What a delivery will do, with anything fetched from the channel for it, made ready before
+/// the write transaction so that the single writer does no more than store it.
 #[derive(Debug, Clone)]
 pub enum Prepared {
-    Apply(Intake, Vec<ChannelRefund>),
+    /// An order in the store's terms, with the refunds fetched for it.
+    Order(ChannelOrderInput),
+    /// Any other delivery (a refund, a listing's quantity, one to ignore).
+    Apply(Intake),
     /// The payload could not be read.
     Unreadable(String),
     /// Something it needs could not be fetched now; the inbox worker retries.
@@ -188,11 +196,12 @@ pub async fn prepare(
         Err(e) => Prepared::Unreadable(e.to_string()),
         Ok(Intake::Order(order)) if !order.refunds_to_fetch.is_empty() => {
             match connector.fetch_refunds(&order).await {
-                Ok(refunds) => Prepared::Apply(Intake::Order(order), refunds),
+                Ok(refunds) => Prepared::Order(order_input(&order, &refunds)),
                 Err(e) => Prepared::Waiting(format!("fetching the order's refunds failed: {e}")),
             }
         }
-        Ok(intake) => Prepared::Apply(intake, Vec::new()),
+        Ok(Intake::Order(order)) => Prepared::Order(order_input(&order, &[])),
+        Ok(intake) => Prepared::Apply(intake),
     }
 }
 
@@ -213,7 +222,7 @@ pub fn apply_prepared(
         correlation_id: format!("event:{event_id}"),
         idempotency_key: None,
     };
-    let (intake, fetched) = match prepared {
+    match prepared {
         Prepared::Unreadable(why) => {
             inbound::set_outcome(sql, event_id, "failed", Some(why))?;
             return Ok("failed");
@@ -222,10 +231,10 @@ pub fn apply_prepared(
             inbound::set_outcome(sql, event_id, "pending", Some(why))?;
             return Ok("pending");
         }
-        Prepared::Apply(intake, fetched) => (intake, fetched),
-    };
+        Prepared::Order(_) | Prepared::Apply(_) => {}
+    }
     sql.execute("SAVEPOINT intake", &[])?;
-    match apply_intake(sql, &ctx, channel, intake, fetched) {
+    match apply_intake(sql, &ctx, channel, prepared) {
         Ok((outcome, detail)) => {
             sql.execute("RELEASE intake", &[])?;
             inbound::set_outcome(sql, event_id, outcome, detail.as_deref())?;
@@ -245,19 +254,29 @@ fn apply_intake(
     sql: &mut dyn Sql,
     ctx: &Ctx,
     channel: &str,
-    intake: &Intake,
-    fetched: &[ChannelRefund],
+    prepared: &Prepared,
 ) -> Result<(&'static str, Option<String>), StoreError> {
     let code = Code::parse("channel", channel).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    match intake {
-        Intake::Order(order) => {
-            let outcome =
-                intake::apply_channel_order(sql, ctx, &code, &order_input(order, fetched))?;
-            Ok((
-                "applied",
-                Some(format!("order {}: {}", order.external_id, outcome.outcome)),
-            ))
+    let order = match prepared {
+        Prepared::Order(order) => Some(Cow::Borrowed(order)),
+        Prepared::Apply(Intake::Order(order)) => Some(Cow::Owned(order_input(order, &[]))),
+        Prepared::Apply(_) => None,
+        Prepared::Unreadable(why) | Prepared::Waiting(why) => {
+            return Err(StoreError::Invalid(why.clone()))
         }
+    };
+    if let Some(order) = order {
+        let outcome = intake::apply_channel_order(sql, ctx, &code, &order)?;
+        return Ok((
+            "applied",
+            Some(format!("order {}: {}", order.external_id, outcome.outcome)),
+        ));
+    }
+    let Prepared::Apply(intake) = prepared else {
+        unreachable!("every other kind returned above")
+    };
+    match intake {
+        Intake::Order(_) => unreachable!("orders are applied above"),
         Intake::Refund(refund) => {
             match intake::apply_channel_refund(sql, ctx, &code, &refund_input(refund))? {
                 Some(outcome) => Ok((

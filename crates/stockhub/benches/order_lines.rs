@@ -110,7 +110,7 @@ impl GeneratedOrder {
                     quantity: *q,
                 })
                 .collect(),
-            raw: self.body(),
+            raw: self.body().to_string(),
         }
     }
 }

@@ -144,7 +144,7 @@ fn seed(store: &Store) {
                 OrderStatus::Open
             },
             lines,
-            raw: json!({ "id": o }),
+            raw: json!({ "id": o }).to_string(),
         };
         store
             .write_blocking(move |sql| orders::apply_snapshot(sql, &ctx(), &snapshot))

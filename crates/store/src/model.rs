@@ -260,8 +260,8 @@ pub struct OrderSnapshot {
     pub version: Option<i64>,
     pub status: OrderStatus,
     pub lines: Vec<SnapshotLine>,
-    /// The whole payload, kept as received.
-    pub raw: Json,
+    /// The whole payload as JSON text, kept as received.
+    pub raw: String,
 }
 
 #[derive(Debug, Clone, Serialize)]

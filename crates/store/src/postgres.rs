@@ -222,6 +222,10 @@ struct Connection {
     /// The open write transaction has published its lower bound on the ledger sequence numbers
     /// it takes (`Sql::before_ledger_insert`).
     ledger_claimed: bool,
+    /// The last unit of work of the open transaction succeeded and its savepoint is still to be
+    /// released: the next unit releases it together with starting its own (one round trip
+    /// instead of two), and the commit releases the last one.
+    savepoint_to_release: bool,
 }
 
 impl Connection {
@@ -232,6 +236,7 @@ impl Connection {
             client,
             statements: HashMap::new(),
             ledger_claimed: false,
+            savepoint_to_release: false,
         })
     }
 
@@ -604,7 +609,12 @@ enum Outcome {
 }
 
 fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) -> Outcome {
-    if let Err(e) = conn.batch("SAVEPOINT unit") {
+    let start = if std::mem::take(&mut conn.savepoint_to_release) {
+        "RELEASE unit; SAVEPOINT unit"
+    } else {
+        "SAVEPOINT unit"
+    };
+    if let Err(e) = conn.batch(start) {
         // The transaction is broken; the unit goes again in the next one.
         tracing::error!(error = %db_error("SAVEPOINT", e), "starting a unit of work failed");
         pending.attempts += 1;
@@ -634,12 +644,9 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
             }),
         };
     }
-    let end = if finish.ok {
-        "RELEASE unit"
-    } else {
-        "ROLLBACK TO unit; RELEASE unit"
-    };
-    if let Err(e) = conn.batch(end) {
+    if finish.ok {
+        conn.savepoint_to_release = true;
+    } else if let Err(e) = conn.batch("ROLLBACK TO unit; RELEASE unit") {
         tracing::error!(error = %e, "ending a savepoint failed");
     }
     if !finish.ok {
@@ -696,6 +703,7 @@ fn write_loop(
             }
         }
         conn.ledger_claimed = false;
+        conn.savepoint_to_release = false;
         if let Err(e) = conn.batch("BEGIN") {
             tracing::error!(error = %e, "could not begin a write transaction; retrying");
             thread::sleep(Duration::from_millis(200));

@@ -256,9 +256,17 @@ struct Signals {
     commits: tokio::sync::watch::Sender<u64>,
 }
 
+/// Runs statements the writer runs for every unit of work (savepoints, commits), prepared once.
+fn run_cached(conn: &Connection, statements: &[&str]) -> rusqlite::Result<()> {
+    for sql in statements {
+        conn.prepare_cached(sql)?.execute([])?;
+    }
+    Ok(())
+}
+
 /// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
 fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, mut job: Job) -> Finish {
-    if let Err(e) = conn.execute_batch("SAVEPOINT unit") {
+    if let Err(e) = run_cached(conn, &["SAVEPOINT unit"]) {
         let error = db_error("SAVEPOINT", e);
         return Finish {
             ok: false,
@@ -271,12 +279,12 @@ fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, mut job: Job) -> Finis
         marks: Default::default(),
     };
     let finish = run_write_unit(&mut job, &mut sql);
-    let end = if finish.ok {
-        "RELEASE unit"
+    let end: &[&str] = if finish.ok {
+        &["RELEASE unit"]
     } else {
-        "ROLLBACK TO unit; RELEASE unit"
+        &["ROLLBACK TO unit", "RELEASE unit"]
     };
-    if let Err(e) = conn.execute_batch(end) {
+    if let Err(e) = run_cached(conn, end) {
         tracing::error!(error = %e, "ending a savepoint failed");
     }
     finish
@@ -300,7 +308,7 @@ fn write_loop(
             }
         }
         let operations = group.len() as u64;
-        if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+        if let Err(e) = run_cached(conn, &["BEGIN IMMEDIATE"]) {
             tracing::error!(error = %e, "could not begin a write transaction");
             for job in group.drain(..) {
                 drop(job);
@@ -311,7 +319,7 @@ fn write_loop(
             .drain(..)
             .map(|job| run_in_savepoint(conn, clock, job))
             .collect();
-        let commit = conn.execute_batch("COMMIT");
+        let commit = run_cached(conn, &["COMMIT"]);
         match commit {
             Ok(()) => {
                 stats.committed(operations);

@@ -2088,7 +2088,7 @@ impl Harness {
                 OrderStatus::Open
             },
             lines,
-            raw: serde_json::json!({}),
+            raw: "{}".into(),
         }
     }
 

@@ -226,7 +226,7 @@ fn book_order(store: &Store, external_id: &str, quantity: i64) {
             channel_sku: SKU.into(),
             quantity,
         }],
-        raw: serde_json::json!({}),
+        raw: "{}".into(),
     };
     store
         .write_blocking(move |sql| {

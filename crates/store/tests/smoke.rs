@@ -112,7 +112,7 @@ fn order_flow_and_verify(backend) {
                             fulfilment: None,
                         },
                     ],
-                    raw: serde_json::json!({}),
+                    raw: "{}".into(),
                 },
             )
         })
@@ -139,7 +139,7 @@ fn order_flow_and_verify(backend) {
                     version: Some(0),
                     status: OrderStatus::Cancelled,
                     lines: vec![],
-                    raw: serde_json::json!({}),
+                    raw: "{}".into(),
                 },
             )
         })

@@ -107,7 +107,7 @@ fn snapshot(b: OrderBody, raw: serde_json::Value) -> ApiResult<OrderSnapshot> {
         version: b.version,
         status,
         lines,
-        raw,
+        raw: raw.to_string(),
     })
 }
 

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value as Json;
+use serde_json::value::RawValue;
 use stockhub_core::{Code, OrderStatus};
 
 use super::{listings, orders};
@@ -50,7 +50,7 @@ pub struct RefundInput {
 
 /// A channel order, normalized; stored as the order's snapshot so that a refund arriving on its
 /// own can re-apply it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ChannelOrderInput {
     pub external_id: String,
     pub version: i64,
@@ -58,8 +58,16 @@ pub struct ChannelOrderInput {
     pub open: bool,
     pub lines: Vec<ChannelLineInput>,
     pub refunds: Vec<RefundInput>,
-    /// The payload as the channel sent it.
-    pub raw: Json,
+    /// The payload as the channel sent it, as JSON text: it is only stored and shown, so it is
+    /// never taken apart again (the writer copies it as it is).
+    pub raw: Box<RawValue>,
+}
+
+impl ChannelOrderInput {
+    /// The snapshot stored with the order: this input as JSON text.
+    pub fn stored_form(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
 }
 
 /// The channel order last applied, as stored with the order.
@@ -68,12 +76,17 @@ pub fn stored_order(
     channel: &str,
     external_id: &str,
 ) -> Result<Option<ChannelOrderInput>> {
+    Ok(stored_text(sql, channel, external_id)?.and_then(|text| serde_json::from_str(&text).ok()))
+}
+
+/// The stored form (`ChannelOrderInput::stored_form`) of the channel order last applied.
+fn stored_text(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<Option<String>> {
     Ok(sql
         .query_opt(
             "SELECT snapshot FROM orders WHERE channel = ?1 AND external_id = ?2",
             args![channel, external_id],
         )?
-        .and_then(|r| serde_json::from_str(&r.text(0)).ok()))
+        .map(|r| r.text(0)))
 }
 
 fn store_refunds(sql: &mut dyn Sql, channel: &str, refunds: &[RefundInput]) -> Result<()> {
@@ -196,11 +209,11 @@ fn apply_order(
             OrderStatus::Cancelled
         },
         lines,
-        raw: serde_json::to_value(order).unwrap_or(Json::Null),
+        raw: order.stored_form(),
     };
     let seen_before = !news
-        && stored_order(sql, channel.as_str(), &order.external_id)?
-            .is_some_and(|stored| stored == *order);
+        && stored_text(sql, channel.as_str(), &order.external_id)?
+            .is_some_and(|stored| stored == snapshot.raw);
     let outcome = orders::apply_snapshot(sql, ctx, &snapshot)?;
     if seen_before || outcome.outcome == "stale" {
         // The very report already applied (a backfill re-reading it, a repeat): nothing moved on

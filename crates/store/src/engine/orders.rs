@@ -89,7 +89,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
     let lock = sql.for_update();
     let existing = sql.query_opt(
         &format!(
-            "SELECT id, version, status FROM orders WHERE channel = ?1 AND external_id = ?2{lock}"
+            "SELECT id, version, status, created_at FROM orders WHERE channel = ?1 AND external_id = ?2{lock}"
         ),
         args![channel, snap.external_id.as_str()],
     )?;
@@ -111,10 +111,10 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     }
     let now = sql.now_ms();
-    let raw = snap.raw.to_string();
-    let (order_id, created) = match existing {
+    let raw = snap.raw.as_str();
+    let stored_version = existing.as_ref().and_then(|r| r.opt_int(1));
+    let (order_id, created, created_at) = match existing {
         Some(r) => {
-            let stored_version = r.opt_int(1);
             if let (Some(stored), Some(new)) = (stored_version, snap.version) {
                 // An older snapshot changes nothing; an equal one is applied (only its difference
                 // counts), since some channels stamp versions no finer than a second.
@@ -130,7 +130,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
                      updated_at = ?5 WHERE id = ?1",
                 args![r.int(0), snap.version, snap.status.as_str(), raw, now],
             )?;
-            (r.int(0), false)
+            (r.int(0), false, r.int(3))
         }
         None => {
             let r = sql.query_opt(
@@ -146,7 +146,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
                     now
                 ],
             )?;
-            (r.map_or(0, |r| r.int(0)), true)
+            (r.map_or(0, |r| r.int(0)), true, now)
         }
     };
     let order = OrderCtx {
@@ -198,9 +198,18 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         (false, true) => "updated",
         (false, false) => "unchanged",
     };
+    let head = OrderView {
+        channel: channel.to_owned(),
+        external_id: snap.external_id.clone(),
+        version: snap.version.or(stored_version),
+        status: snap.status,
+        created_at_ms: created_at,
+        updated_at_ms: now,
+        lines: Vec::new(),
+    };
     Ok(OrderOutcome {
         outcome,
-        order: order_view(sql, order_id)?,
+        order: with_lines(sql, order_id, head)?,
     })
 }
 
@@ -847,6 +856,20 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
             args![order_id],
         )?
         .ok_or_else(|| StoreError::not_found("order", order_id.to_string()))?;
+    let head = OrderView {
+        channel: r.text(0),
+        external_id: r.text(1),
+        version: r.opt_int(2),
+        status: OrderStatus::parse(&r.text(3)).unwrap_or(OrderStatus::Open),
+        created_at_ms: r.int(4),
+        updated_at_ms: r.int(5),
+        lines: Vec::new(),
+    };
+    with_lines(sql, order_id, head)
+}
+
+/// `head` (an order's own fields) with the order's lines and their allocations.
+fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<OrderView> {
     let mut allocations = stock::allocations_of_order(sql, order_id)?;
     let lines = lines_of(sql, order_id)?
         .into_iter()
@@ -860,15 +883,7 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
             state: line.state,
         })
         .collect();
-    Ok(OrderView {
-        channel: r.text(0),
-        external_id: r.text(1),
-        version: r.opt_int(2),
-        status: OrderStatus::parse(&r.text(3)).unwrap_or(OrderStatus::Open),
-        created_at_ms: r.int(4),
-        updated_at_ms: r.int(5),
-        lines,
-    })
+    Ok(OrderView { lines, ..head })
 }
 
 pub fn get_order(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderView> {

@@ -253,9 +253,10 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
                 pool += free_at[location];
             }
             let available = ats(pool, variant.int(1), &record.rules);
-            let hold = held_back(sql, &listing, now, hold_ms)?;
+            let booked = Booked::since_confirmed(sql, &listing, None)?;
+            let hold = held_back(&booked, now, hold_ms);
             let expected = if only_listing {
-                expected_at(sql, &listing, None)?
+                booked.expected()
             } else {
                 // Which listing a channel's order drew from is not known when it has several.
                 listing.last_confirmed
@@ -280,22 +281,48 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
     Ok(out)
 }
 
-/// What the listing shows now if its channel made no sale stockhub has not heard of: what it
-/// last confirmed, less its orders booked since — except those that explain held units, sales
-/// made before the confirmation (the quantity confirmed already reflects them). Bookings explain
-/// the oldest sales first; when they were new sales instead, the channel shows less than this,
-/// the comparison fails, and a read follows: never an oversell. As of `until_ms` (or now);
-/// `None` before any confirmation.
-fn expected_at(
-    sql: &mut dyn Sql,
-    listing: &ListingView,
-    until_ms: Option<i64>,
-) -> Result<Option<i64>> {
-    let Some(confirmed) = listing.last_confirmed else {
-        return Ok(None);
-    };
-    let ordered = ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?;
-    Ok(Some(confirmed - (ordered - listing.held_units).max(0)))
+/// The units of a listing's SKU that the channel's orders booked since the listing's last
+/// confirmation, as of a moment: read once, they give both what the listing should show
+/// (`expected`) and what of its hold is still unexplained (`unexplained`).
+struct Booked<'a> {
+    listing: &'a ListingView,
+    ordered: i64,
+}
+
+impl<'a> Booked<'a> {
+    /// As of `until_ms` (or now). Reads the ledger only when the listing has a confirmation or a
+    /// hold to compare with.
+    fn since_confirmed(
+        sql: &mut dyn Sql,
+        listing: &'a ListingView,
+        until_ms: Option<i64>,
+    ) -> Result<Self> {
+        let ordered = if listing.last_confirmed.is_some() || listing.held_units > 0 {
+            ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?
+        } else {
+            0
+        };
+        Ok(Self { listing, ordered })
+    }
+
+    /// What the listing shows if its channel made no sale stockhub has not heard of: what it
+    /// last confirmed, less its orders booked since — except those that explain held units,
+    /// sales made before the confirmation (the quantity confirmed already reflects them).
+    /// Bookings explain the oldest sales first; when they were new sales instead, the channel
+    /// shows less than this, the comparison fails, and a read follows: never an oversell.
+    /// `None` before any confirmation.
+    fn expected(&self) -> Option<i64> {
+        let confirmed = self.listing.last_confirmed?;
+        Some(confirmed - (self.ordered - self.listing.held_units).max(0))
+    }
+
+    /// `u` of DESIGN §1: the held units that the orders booked do not explain, with when the
+    /// oldest of them was first seen. `None` when everything is explained.
+    fn unexplained(&self) -> Option<(i64, i64)> {
+        let units = self.listing.held_units - self.ordered;
+        (self.listing.held_units > 0 && units > 0)
+            .then(|| (units, self.listing.held_since_ms.unwrap_or(0)))
+    }
 }
 
 /// Units of the listing's SKU the channel's orders asked for, as booked after `since_ms` (and
@@ -327,22 +354,6 @@ fn ordered_between(
     Ok(ordered)
 }
 
-/// `u` of DESIGN §1 as of `until_ms` (or now): the held units that the channel's orders booked
-/// after the confirmation, up to then, do not explain; with when the oldest of them was first
-/// seen. `None` when everything is explained.
-fn unexplained(
-    sql: &mut dyn Sql,
-    listing: &ListingView,
-    until_ms: Option<i64>,
-) -> Result<Option<(i64, i64)>> {
-    if listing.held_units <= 0 {
-        return Ok(None);
-    }
-    let ordered = ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?;
-    let units = listing.held_units - ordered;
-    Ok((units > 0).then(|| (units, listing.held_since_ms.unwrap_or(0))))
-}
-
 /// A listing's hold (`u` of DESIGN §1).
 enum Hold {
     None,
@@ -351,13 +362,14 @@ enum Hold {
 }
 
 /// `u` of DESIGN §1 for one listing, given up once it is older than `hold_ms`.
-fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -> Result<Hold> {
-    let Some((units, since)) = unexplained(sql, listing, None)? else {
-        return Ok(Hold::None);
+fn held_back(booked: &Booked<'_>, now: i64, hold_ms: i64) -> Hold {
+    let Some((units, since)) = booked.unexplained() else {
+        return Hold::None;
     };
+    let listing = booked.listing;
     if now - since > hold_ms {
-        let shown = expected_at(sql, listing, None)?.unwrap_or(0);
-        return Ok(Hold::Expired(ExpiredHold {
+        let shown = booked.expected().unwrap_or(0);
+        return Hold::Expired(ExpiredHold {
             listing_id: listing.id,
             channel: listing.channel.clone(),
             listing_key: listing.listing_key.clone(),
@@ -367,9 +379,9 @@ fn held_back(sql: &mut dyn Sql, listing: &ListingView, now: i64, hold_ms: i64) -
             found_at_ms: since,
             held_units: listing.held_units,
             confirmed_at_ms: listing.confirmed_at_ms.unwrap_or(0),
-        }));
+        });
     }
-    Ok(Hold::Held(units))
+    Hold::Held(units)
 }
 
 /// Gives up expired holds: records each as a drift, and makes what the channel shows the new
@@ -484,8 +496,12 @@ pub fn complete(
                 let Some(listing) = listing_by_id(sql, *listing_id)? else {
                     continue;
                 };
-                let (held_units, held_since) = match unexplained(sql, &listing, Some(confirmed_at))?
-                {
+                let unexplained = if listing.held_units > 0 {
+                    Booked::since_confirmed(sql, &listing, Some(confirmed_at))?.unexplained()
+                } else {
+                    None
+                };
+                let (held_units, held_since) = match unexplained {
                     Some((units, since)) => (units, Some(since)),
                     None => (0, None),
                 };
@@ -583,10 +599,11 @@ pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64)
         // Confirmed again since the read: what it showed is already out of date.
         return Ok(());
     }
-    let (held_units, held_since) = match expected_at(sql, &listing, Some(read_at_ms))? {
+    let booked = Booked::since_confirmed(sql, &listing, Some(read_at_ms))?;
+    let (held_units, held_since) = match booked.expected() {
         None => (0, None),
         Some(expected) => {
-            let held = unexplained(sql, &listing, Some(read_at_ms))?;
+            let held = booked.unexplained();
             let units = (held.map_or(0, |(units, _)| units) + expected - actual).max(0);
             let since = held.map_or(read_at_ms, |(_, since)| since);
             (units, (units > 0).then_some(since))
