@@ -172,3 +172,83 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
     );
 }
 }
+
+/// Places an order on the WooCommerce store (which sends no webhooks here) for 2 units of `sku`;
+/// returns the order's id.
+fn sell_on_woo(woo: &WooSim, sku: &str) -> u64 {
+    let item = woo.item_by_sku(sku).unwrap();
+    let order = woo
+        .place_order(&stockhub_sim::woocommerce::NewOrder::lines(vec![
+            stockhub_sim::woocommerce::OrderLine::variation(item.parent_id.unwrap(), item.id, 2),
+        ]))
+        .unwrap();
+    order["id"].as_u64().unwrap()
+}
+
+/// Waits (bounded) until stockhub has booked the WooCommerce order `id`.
+async fn booked(app: &TestApp, id: u64) -> bool {
+    for _ in 0..200 {
+        if app.get(&format!("/v1/orders/woo/{id}")).await.status == 200 {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    false
+}
+
+stockhub_testkit::on_both_backends! {
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn woocommerce_sales_made_while_stockhub_pushes_are_booked_without_their_webhooks() {
+    let app = spawn_app().await;
+    let products = catalog(4);
+    // No webhooks: the store's sales reach stockhub only by reading its orders.
+    let woo = WooSim::start(WooConfig {
+        products: products.clone(),
+        ..WooConfig::default()
+    })
+    .await
+    .unwrap();
+    ok(app.put("/v1/locations/wh", &json!({})).await).await;
+    let skus: Vec<String> = products
+        .iter()
+        .flat_map(|p| p.variants.iter().filter_map(|v| v.sku.clone()))
+        .collect();
+    for sku in &skus {
+        ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
+    }
+    ok(app
+        .put(
+            "/v1/channels/woo",
+            &json!({ "kind": "woocommerce", "base_url": woo.base_url(), "consumer_key": "ck_simulated",
+                     "consumer_secret": "cs_simulated", "webhook_secret": SECRET }),
+        )
+        .await)
+    .await;
+    let receive = |sku: &str, quantity: i64| {
+        json!({ "movements": [{ "kind": "receive", "sku": sku, "location": "wh", "quantity": quantity }] })
+    };
+    for sku in &skus {
+        ok(app.post("/v1/stock/movements", &receive(sku, 5)).await).await;
+    }
+    ok(app.post("/v1/channels/woo/discover", &json!({})).await).await;
+    quiesce(&app).await;
+
+    // A sale lands on the store just before stockhub pushes another product there: the orders
+    // read after that push book it.
+    let first = sell_on_woo(&woo, &skus[0]);
+    ok(app.post("/v1/stock/movements", &receive(&skus[3], 1)).await).await;
+    assert!(booked(&app, first).await, "the first sale was not booked");
+    // Another one right after, with a push again: that read is less than 500 ms after the last,
+    // so its window waits for the next read, which the idle channel makes when it is due.
+    let second = sell_on_woo(&woo, &skus[6]);
+    ok(app.post("/v1/stock/movements", &receive(&skus[9], 1)).await).await;
+    assert!(booked(&app, second).await, "the second sale was not booked");
+
+    quiesce(&app).await;
+    for (sku, shown) in [(&skus[0], 3), (&skus[3], 6), (&skus[6], 3), (&skus[9], 6)] {
+        assert_eq!(available(&app, sku, "woo").await, shown, "{sku}");
+        let item = woo.item_by_sku(sku).unwrap();
+        assert_eq!(woo.stock(item.id), Some(shown), "{sku} on the store");
+    }
+}
+}

@@ -346,6 +346,10 @@ impl Sql for Conn<'_> {
         std::mem::take(&mut self.marks).into_iter().collect()
     }
 
+    fn push_mark_deferred(&self, sku: &str) -> bool {
+        self.marks.contains(sku)
+    }
+
     fn has_concurrent_writers(&self) -> bool {
         self.writing
     }

@@ -103,6 +103,9 @@ pub trait Sql {
     /// The SKUs noted so far (emptied).
     fn take_push_marks(&mut self) -> Vec<String>;
 
+    /// Whether `sku` is noted already: every channel that lists it will be marked.
+    fn push_mark_deferred(&self, sku: &str) -> bool;
+
     /// Whether other transactions write at the same time (PostgreSQL: other connections and
     /// processes). The engine then locks the rows it reads for a change before reading them, in
     /// a fixed order; with a single writer (SQLite) every read in a write unit is already current.

@@ -130,6 +130,10 @@ impl Sql for Conn<'_> {
     fn take_push_marks(&mut self) -> Vec<String> {
         std::mem::take(&mut self.marks).into_iter().collect()
     }
+
+    fn push_mark_deferred(&self, sku: &str) -> bool {
+        self.marks.contains(sku)
+    }
 }
 
 fn configure(conn: &Connection) -> rusqlite::Result<()> {

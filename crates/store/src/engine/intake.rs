@@ -223,8 +223,13 @@ fn apply_order(
     }
     // The channel changed its own count for these SKUs (its sale, its cancel, its refund): bring
     // it back to ours even when our stock did not move (an oversold line, a no-restock refund).
+    // Where it moved, every channel listing the SKU is marked when the unit ends anyway.
     for line in &outcome.order.lines {
-        if let Some(sku) = &line.sku {
+        if let Some(sku) = line
+            .sku
+            .as_deref()
+            .filter(|sku| !sql.push_mark_deferred(sku))
+        {
             super::pushes::mark_channel_sku(sql, channel.as_str(), sku)?;
         }
     }
