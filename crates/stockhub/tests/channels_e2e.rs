@@ -59,6 +59,41 @@ async fn api_calls(app: &TestApp, channel: &str) -> u64 {
     app.services.metrics.api_calls(channel)
 }
 
+/// A simulated WooCommerce store selling `products`; it sends no webhooks.
+async fn start_woo(products: &[ProductSeed]) -> WooSim {
+    WooSim::start(WooConfig {
+        products: products.to_vec(),
+        ..WooConfig::default()
+    })
+    .await
+    .unwrap()
+}
+
+/// Location `wh` and a variant for every SKU of `products`; returns the SKUs.
+async fn add_catalog(app: &TestApp, products: &[ProductSeed]) -> Vec<String> {
+    ok(app.put("/v1/locations/wh", &json!({})).await).await;
+    let skus: Vec<String> = products
+        .iter()
+        .flat_map(|p| p.variants.iter().filter_map(|v| v.sku.clone()))
+        .collect();
+    for sku in &skus {
+        ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
+    }
+    skus
+}
+
+/// Connects channel `woo` to the simulated store.
+async fn connect_woo(app: &TestApp, woo: &WooSim) {
+    ok(app
+        .put(
+            "/v1/channels/woo",
+            &json!({ "kind": "woocommerce", "base_url": woo.base_url(), "consumer_key": "ck_simulated",
+                     "consumer_secret": "cs_simulated", "webhook_secret": SECRET }),
+        )
+        .await)
+    .await;
+}
+
 stockhub_testkit::on_both_backends! {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_on_shopify_changes_what_woocommerce_shows() {
@@ -75,20 +110,8 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
     })
     .await
     .unwrap();
-    let woo = WooSim::start(WooConfig {
-        products: products.clone(),
-        ..WooConfig::default()
-    })
-    .await
-    .unwrap();
-    ok(app.put("/v1/locations/wh", &json!({})).await).await;
-    let skus: Vec<String> = products
-        .iter()
-        .flat_map(|p| p.variants.iter().filter_map(|v| v.sku.clone()))
-        .collect();
-    for sku in &skus {
-        ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
-    }
+    let woo = start_woo(&products).await;
+    let skus = add_catalog(&app, &products).await;
     let location = shopify.locations()[0].gid.clone();
     ok(app
         .put(
@@ -98,14 +121,7 @@ async fn an_order_on_shopify_changes_what_woocommerce_shows() {
         )
         .await)
     .await;
-    ok(app
-        .put(
-            "/v1/channels/woo",
-            &json!({ "kind": "woocommerce", "base_url": woo.base_url(), "consumer_key": "ck_simulated",
-                     "consumer_secret": "cs_simulated", "webhook_secret": SECRET }),
-        )
-        .await)
-    .await;
+    connect_woo(&app, &woo).await;
     let movements: Vec<Value> = skus
         .iter()
         .map(|s| json!({ "kind": "receive", "sku": s, "location": "wh", "quantity": 5 }))
@@ -202,28 +218,9 @@ async fn woocommerce_sales_made_while_stockhub_pushes_are_booked_without_their_w
     let app = spawn_app().await;
     let products = catalog(4);
     // No webhooks: the store's sales reach stockhub only by reading its orders.
-    let woo = WooSim::start(WooConfig {
-        products: products.clone(),
-        ..WooConfig::default()
-    })
-    .await
-    .unwrap();
-    ok(app.put("/v1/locations/wh", &json!({})).await).await;
-    let skus: Vec<String> = products
-        .iter()
-        .flat_map(|p| p.variants.iter().filter_map(|v| v.sku.clone()))
-        .collect();
-    for sku in &skus {
-        ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
-    }
-    ok(app
-        .put(
-            "/v1/channels/woo",
-            &json!({ "kind": "woocommerce", "base_url": woo.base_url(), "consumer_key": "ck_simulated",
-                     "consumer_secret": "cs_simulated", "webhook_secret": SECRET }),
-        )
-        .await)
-    .await;
+    let woo = start_woo(&products).await;
+    let skus = add_catalog(&app, &products).await;
+    connect_woo(&app, &woo).await;
     let receive = |sku: &str, quantity: i64| {
         json!({ "movements": [{ "kind": "receive", "sku": sku, "location": "wh", "quantity": quantity }] })
     };
