@@ -87,6 +87,13 @@ fn complete(store: &Store, claim: &Claim, results: Vec<ListingResult>, next: Mar
         .unwrap()
 }
 
+/// The push targets of the listed SKU, with holds given up after 120 s.
+fn targets(store: &Store) -> pushes::Targets {
+    store
+        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
+        .unwrap()
+}
+
 fn marks(store: &Store) -> Vec<pushes::PushView> {
     store
         .read_blocking(|sql| pushes::list(sql, None, None, 10))
@@ -147,12 +154,7 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
     let clock = ManualClock::new(1_000);
     let store = listed(&dir, &clock);
     let claims = claim(&store);
-    let listing_id = store
-        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-        .unwrap()
-        .targets[0]
-        .listing
-        .id;
+    let listing_id = targets(&store).targets[0].listing.id;
     // The channel confirms 10.
     let pushed = vec![ListingResult::Pushed {
         listing_id,
@@ -160,13 +162,7 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
         sent_at_ms: 1_000,
     }];
     assert!(complete(&store, &claims[0], pushed, MarkNext::Done));
-    let expected = |store: &Store| {
-        store
-            .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-            .unwrap()
-            .targets[0]
-            .expected
-    };
+    let expected = |store: &Store| targets(store).targets[0].expected;
     assert_eq!(expected(&store), Some(10));
 
     // A read shows 7 later: that becomes what the channel is expected to show, and the
@@ -175,18 +171,14 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
     store
         .write_blocking(move |sql| pushes::observe(sql, listing_id, 7, 2_000))
         .unwrap();
-    let found = store
-        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-        .unwrap();
+    let found = targets(&store);
     assert_eq!(found.targets[0].expected, Some(7));
     assert_eq!(found.targets[0].held, 3);
     assert!(found.expired.is_empty());
 
     // Past the hold time the hold is given up (by a write), and recorded as a drift once.
     clock.advance_ms(200_000);
-    let found = store
-        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-        .unwrap();
+    let found = targets(&store);
     assert_eq!(found.targets[0].held, 0);
     assert_eq!(found.expired.len(), 1);
     let expired = found.expired.clone();
@@ -204,9 +196,7 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
         0,
         "a hold already given up is not recorded twice"
     );
-    let found = store
-        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-        .unwrap();
+    let found = targets(&store);
     assert_eq!(
         (found.targets[0].held, found.targets[0].expected),
         (0, Some(7))
@@ -245,20 +235,11 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
     let clock = ManualClock::new(1_000);
     let store = listed(&dir, &clock);
     let target = |store: &Store| {
-        let t = store
-            .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-            .unwrap()
-            .targets[0]
-            .clone();
+        let t = targets(store).targets[0].clone();
         (t.expected, t.held)
     };
     let claims = claim(&store);
-    let listing_id = store
-        .read_blocking(|sql| pushes::targets(sql, CHANNEL, &[SKU.to_owned()], 120_000))
-        .unwrap()
-        .targets[0]
-        .listing
-        .id;
+    let listing_id = targets(&store).targets[0].listing.id;
     let push = |store: &Store, claim: &Claim, quantity: i64, sent_at_ms: i64| {
         let pushed = vec![ListingResult::Pushed {
             listing_id,
