@@ -3,8 +3,6 @@
 //! channel is acknowledged only after that commit. A delivery that fails to apply is still
 //! archived, with its failure, and can be re-applied later (`replay`).
 
-use std::borrow::Cow;
-
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 use stockhub_channels::{ChannelOrder, ChannelRefund, Connector, Intake, Verdict};
@@ -222,7 +220,8 @@ pub fn apply_prepared(
         correlation_id: format!("event:{event_id}"),
         idempotency_key: None,
     };
-    match prepared {
+    let ctx = &ctx;
+    let applied = match prepared {
         Prepared::Unreadable(why) => {
             inbound::set_outcome(sql, event_id, "failed", Some(why))?;
             return Ok("failed");
@@ -231,52 +230,55 @@ pub fn apply_prepared(
             inbound::set_outcome(sql, event_id, "pending", Some(why))?;
             return Ok("pending");
         }
-        Prepared::Order(_) | Prepared::Apply(_) => {}
-    }
-    sql.execute("SAVEPOINT intake", &[])?;
-    match apply_intake(sql, &ctx, channel, prepared) {
+        Prepared::Order(order) => in_savepoint(sql, |sql| apply_order(sql, ctx, channel, order)),
+        Prepared::Apply(intake) => in_savepoint(sql, |sql| apply_intake(sql, ctx, channel, intake)),
+    };
+    match applied {
         Ok((outcome, detail)) => {
-            sql.execute("RELEASE intake", &[])?;
             inbound::set_outcome(sql, event_id, outcome, detail.as_deref())?;
             Ok(outcome)
         }
         Err(e @ StoreError::Database { .. }) => Err(e),
         Err(e) => {
-            sql.execute("ROLLBACK TO intake", &[])?;
-            sql.execute("RELEASE intake", &[])?;
             inbound::set_outcome(sql, event_id, "failed", Some(&e.to_string()))?;
             Ok("failed")
         }
     }
 }
 
-fn apply_intake(
-    sql: &mut dyn Sql,
-    ctx: &Ctx,
-    channel: &str,
-    prepared: &Prepared,
-) -> Result<(&'static str, Option<String>), StoreError> {
-    let code = Code::parse("channel", channel).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let order = match prepared {
-        Prepared::Order(order) => Some(Cow::Borrowed(order)),
-        Prepared::Apply(Intake::Order(order)) => Some(Cow::Owned(order_input(order, &[]))),
-        Prepared::Apply(_) => None,
-        Prepared::Unreadable(why) | Prepared::Waiting(why) => {
-            return Err(StoreError::Invalid(why.clone()))
+type Applied = Result<(&'static str, Option<String>), StoreError>;
+
+/// Runs `apply` in a savepoint of its own: a failure other than the database's leaves nothing of
+/// it (the delivery stays archived, marked failed).
+fn in_savepoint(sql: &mut dyn Sql, apply: impl FnOnce(&mut dyn Sql) -> Applied) -> Applied {
+    sql.execute("SAVEPOINT intake", &[])?;
+    let applied = apply(sql);
+    match &applied {
+        Ok(_) => {
+            sql.execute("RELEASE intake", &[])?;
         }
-    };
-    if let Some(order) = order {
-        let outcome = intake::apply_channel_order(sql, ctx, &code, &order)?;
-        return Ok((
-            "applied",
-            Some(format!("order {}: {}", order.external_id, outcome.outcome)),
-        ));
+        Err(StoreError::Database { .. }) => {}
+        Err(_) => {
+            sql.execute("ROLLBACK TO intake", &[])?;
+            sql.execute("RELEASE intake", &[])?;
+        }
     }
-    let Prepared::Apply(intake) = prepared else {
-        unreachable!("every other kind returned above")
-    };
+    applied
+}
+
+fn apply_order(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, order: &ChannelOrderInput) -> Applied {
+    let code = Code::parse("channel", channel).map_err(|e| StoreError::Invalid(e.to_string()))?;
+    let outcome = intake::apply_channel_order(sql, ctx, &code, order)?;
+    Ok((
+        "applied",
+        Some(format!("order {}: {}", order.external_id, outcome.outcome)),
+    ))
+}
+
+fn apply_intake(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, intake: &Intake) -> Applied {
+    let code = Code::parse("channel", channel).map_err(|e| StoreError::Invalid(e.to_string()))?;
     match intake {
-        Intake::Order(_) => unreachable!("orders are applied above"),
+        Intake::Order(order) => apply_order(sql, ctx, channel, &order_input(order, &[])),
         Intake::Refund(refund) => {
             match intake::apply_channel_refund(sql, ctx, &code, &refund_input(refund))? {
                 Some(outcome) => Ok((
