@@ -30,11 +30,13 @@ struct Line {
     state: LineState,
 }
 
-/// The columns `line_from_row` reads, from `order_lines ol LEFT JOIN variants v`.
+/// The columns `line_from_row` reads, from `order_lines ol`; the SKU's kind is looked up per line
+/// (a join would let a backend plan a scan of every variant).
 macro_rules! line_columns {
     () => {
         "ol.id, ol.line_id, ol.channel_sku, ol.sku, ol.wanted, ol.committed, ol.short, ol.shipped,
-         ol.cancelled, ol.returned, ol.restocked, v.is_kit"
+         ol.cancelled, ol.returned, ol.restocked,
+         (SELECT v.is_kit FROM variants v WHERE v.sku = ol.sku)"
     };
 }
 
@@ -63,7 +65,7 @@ fn lines_of(sql: &mut dyn Sql, order_id: i64) -> Result<Vec<Line>> {
             concat!(
                 "SELECT ",
                 line_columns!(),
-                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku
+                " FROM order_lines ol
                  WHERE ol.order_id = ?1 ORDER BY ol.id"
             ),
             args![order_id],
@@ -506,7 +508,7 @@ fn line_for_update(
             concat!(
                 "SELECT ",
                 line_columns!(),
-                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku
+                " FROM order_lines ol
                  WHERE ol.order_id = ?1 AND ol.line_id = ?2"
             ),
             args![order.id, line_id],
@@ -631,7 +633,7 @@ fn apply_fulfilment(
             concat!(
                 "SELECT ",
                 line_columns!(),
-                " FROM order_lines ol LEFT JOIN variants v ON v.sku = ol.sku WHERE ol.id = ?1"
+                " FROM order_lines ol WHERE ol.id = ?1"
             ),
             args![row_id],
         )?
@@ -815,7 +817,6 @@ pub fn resolve_unmapped(
             "SELECT ol.order_id, o.status, ",
             line_columns!(),
             " FROM order_lines ol JOIN orders o ON o.id = ol.order_id
-              LEFT JOIN variants v ON v.sku = ol.sku
              WHERE ol.sku IS NULL AND o.channel = ?1 AND ol.channel_sku = ?2 ORDER BY ol.id"
         ),
         args![channel.as_str(), channel_sku.as_str()],
@@ -868,21 +869,35 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
     with_lines(sql, order_id, head)
 }
 
-/// `head` (an order's own fields) with the order's lines and their allocations.
+/// `head` (an order's own fields) with the order's lines and their allocations. Each line's
+/// allocations are read by its holder key alone, a plan no backend can get wrong however few rows
+/// the tables held when it was made.
 fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<OrderView> {
-    let mut allocations = stock::allocations_of_order(sql, order_id)?;
-    let lines = lines_of(sql, order_id)?
-        .into_iter()
-        .map(|line| LineView {
+    let mut lines = Vec::new();
+    for line in lines_of(sql, order_id)? {
+        let allocations = match line.sku {
+            // An unmapped line holds nothing.
+            None => Vec::new(),
+            Some(_) => stock::allocation_views(
+                sql,
+                &Holder::Line {
+                    row_id: line.row_id,
+                    order_id,
+                    line_id: line.line_id.clone(),
+                    channel: head.channel.clone(),
+                },
+            )?,
+        };
+        lines.push(LineView {
             ordered: line.state.ordered(),
-            allocations: allocations.remove(&line.row_id).unwrap_or_default(),
+            allocations,
             line_id: line.line_id,
             channel_sku: line.channel_sku,
             sku: line.sku,
             wanted: line.wanted,
             state: line.state,
-        })
-        .collect();
+        });
+    }
     Ok(OrderView { lines, ..head })
 }
 

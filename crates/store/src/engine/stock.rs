@@ -282,30 +282,6 @@ fn allocations_of(
         .collect())
 }
 
-/// The allocations of every line of one order, by line row id, oldest first.
-pub fn allocations_of_order(
-    sql: &mut dyn Sql,
-    order_id: i64,
-) -> Result<BTreeMap<i64, Vec<AllocationView>>> {
-    let mut out: BTreeMap<i64, Vec<AllocationView>> = BTreeMap::new();
-    for r in sql.query(
-        "SELECT holder_id, location, recipe, committed, shipped, restocked FROM allocations
-         WHERE holder_kind = 'line'
-           AND holder_id IN (SELECT CAST(id AS TEXT) FROM order_lines WHERE order_id = ?1)
-         ORDER BY id",
-        args![order_id],
-    )? {
-        out.entry(r.int(0)).or_default().push(AllocationView {
-            location: r.text(1),
-            recipe: serde_json::from_str(&r.text(2)).unwrap_or_default(),
-            committed: r.int(3),
-            shipped: r.int(4),
-            restocked: r.int(5),
-        });
-    }
-    Ok(out)
-}
-
 pub fn allocation_views(sql: &mut dyn Sql, holder: &Holder) -> Result<Vec<AllocationView>> {
     Ok(allocations_of(sql, holder, false)?
         .into_iter()
