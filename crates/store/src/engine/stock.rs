@@ -111,24 +111,22 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     all.extend(components.iter().map(|r| r.text(0)));
     let skus: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
     let list = placeholders(skus.len());
-    // The variants first: a level that does not exist yet cannot be locked, and two units that
-    // would both create it (and both fill the SKU's shortfalls) must still take turns.
-    sql.query(
-        &format!("SELECT 1 FROM variants WHERE sku IN ({list}) ORDER BY sku FOR UPDATE"),
-        &skus,
-    )?;
+    // One statement, three steps in this order (each waits for the one before through its
+    // one-time filter). The variants first: a level that does not exist yet cannot be locked,
+    // and two units that would both create it (and both fill the SKU's shortfalls) must still
+    // take turns. Then the levels. Then their pending pushes: a push that completes meanwhile
+    // (and records when the channel confirmed a quantity) is ordered wholly before or after this
+    // unit, so that the times this unit writes to the ledger compare truly with that confirmation
+    // (the `u` rule of the push engine counts a channel's orders recorded after it).
     sql.query(
         &format!(
-            "SELECT 1 FROM stock_levels WHERE sku IN ({list}) ORDER BY sku, location FOR UPDATE"
+            "WITH v AS (SELECT 1 FROM variants WHERE sku IN ({list}) ORDER BY sku FOR UPDATE),
+                  l AS (SELECT 1 FROM stock_levels WHERE sku IN ({list})
+                          AND (SELECT count(*) FROM v) >= 0 ORDER BY sku, location FOR UPDATE),
+                  p AS (SELECT 1 FROM push_marks WHERE sku IN ({list})
+                          AND (SELECT count(*) FROM l) >= 0 ORDER BY channel, sku FOR UPDATE)
+             SELECT count(*) FROM p"
         ),
-        &skus,
-    )?;
-    // Then their pending pushes: a push that completes meanwhile (and records when the channel
-    // confirmed a quantity) is ordered wholly before or after this unit, so that the times this
-    // unit writes to the ledger compare truly with that confirmation (the `u` rule of the push
-    // engine counts a channel's orders recorded after it).
-    sql.query(
-        &format!("SELECT 1 FROM push_marks WHERE sku IN ({list}) ORDER BY channel, sku FOR UPDATE"),
         &skus,
     )?;
     Ok(())
