@@ -25,8 +25,9 @@ use bytes::BytesMut;
 use postgres::error::SqlState;
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::types::{FromSql, IsNull, ToSql, Type};
-use postgres::{Client, NoTls, Statement};
+use postgres::{Client, NoTls};
 use tokio::sync::mpsc;
+use tokio_postgres::Statement;
 
 use crate::clock::Clock;
 use crate::error::{Result, StoreError};
@@ -215,9 +216,11 @@ fn db_error(sql: &str, e: postgres::Error) -> StoreError {
     StoreError::database(detail, e)
 }
 
-/// One connection with its prepared statements.
+/// One connection with its prepared statements. It runs on a runtime of its own, driven only
+/// while a call waits, so that several statements can be sent in one round trip (`Conn::run`).
 struct Connection {
-    client: Client,
+    client: tokio_postgres::Client,
+    runtime: tokio::runtime::Runtime,
     statements: HashMap<String, Statement>,
     /// The open write transaction has published its lower bound on the ledger sequence numbers
     /// it takes (`Sql::before_ledger_insert`).
@@ -230,21 +233,39 @@ struct Connection {
 
 impl Connection {
     fn open(url: &str) -> Result<Self> {
-        let client = Client::connect(url, NoTls)
-            .map_err(|e| StoreError::database(format!("connecting to {}", redact(url)), e))?;
+        let failed =
+            |e: postgres::Error| StoreError::database(format!("connecting to {}", redact(url)), e);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::database("starting a PostgreSQL client runtime", e))?;
+        let (client, connection) = runtime
+            .block_on(tokio_postgres::connect(url, NoTls))
+            .map_err(failed)?;
+        runtime.spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "a PostgreSQL connection ended");
+            }
+        });
         Ok(Self {
             client,
+            runtime,
             statements: HashMap::new(),
             ledger_claimed: false,
             savepoint_to_release: false,
         })
     }
 
+    /// Waits for a call of this connection's client.
+    fn wait<T>(&self, call: impl std::future::Future<Output = T>) -> T {
+        self.runtime.block_on(call)
+    }
+
     fn prepare(&mut self, sql: &str) -> std::result::Result<Statement, postgres::Error> {
         if let Some(s) = self.statements.get(sql) {
             return Ok(s.clone());
         }
-        let statement = self.client.prepare(&translate_placeholders(sql))?;
+        let statement = self.wait(self.client.prepare(&translate_placeholders(sql)))?;
         if self.statements.len() >= 512 {
             self.statements.clear();
         }
@@ -253,7 +274,7 @@ impl Connection {
     }
 
     fn batch(&mut self, sql: &str) -> std::result::Result<(), postgres::Error> {
-        self.client.batch_execute(sql)
+        self.wait(self.client.batch_execute(sql))
     }
 }
 
@@ -295,17 +316,50 @@ struct Conn<'a> {
     failed: Option<String>,
     /// A write transaction (reads run in read-only snapshots, which take no row locks).
     writing: bool,
+    /// Statements whose answers nobody needs, sent with the next statement (`execute_later`).
+    deferred: Vec<Deferred>,
+}
+
+/// A statement waiting to be sent with the next one.
+struct Deferred {
+    sql: String,
+    statement: Statement,
+    params: Vec<Value>,
+}
+
+/// At most this many statements wait to be sent together: the unit's own statements stay few
+/// enough to be sent, and answered, in order.
+const MAX_DEFERRED: usize = 16;
+
+/// What a statement's caller wants back.
+#[derive(Clone, Copy)]
+enum Want {
+    Rows,
+    Count,
+}
+
+enum Answer {
+    Rows(Vec<tokio_postgres::Row>),
+    Count(u64),
+}
+
+async fn send(
+    client: &tokio_postgres::Client,
+    statement: &Statement,
+    params: &[&(dyn ToSql + Sync)],
+    want: Want,
+) -> std::result::Result<Answer, postgres::Error> {
+    match want {
+        Want::Rows => client.query(statement, params).await.map(Answer::Rows),
+        Want::Count => client.execute(statement, params).await.map(Answer::Count),
+    }
 }
 
 impl Sql for Conn<'_> {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>> {
-        let statement = self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?;
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        let rows = self
-            .conn
-            .client
-            .query(&statement, &params)
-            .map_err(|e| self.fail(sql, e))?;
+        let Some(Answer::Rows(rows)) = self.run(Some((sql, params, Want::Rows)))? else {
+            return Ok(Vec::new());
+        };
         let mut out = Vec::with_capacity(rows.len());
         for row in rows {
             let mut values = Vec::with_capacity(row.len());
@@ -318,12 +372,23 @@ impl Sql for Conn<'_> {
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
+        match self.run(Some((sql, params, Want::Count)))? {
+            Some(Answer::Count(n)) => Ok(n),
+            _ => Ok(0),
+        }
+    }
+
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
         let statement = self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?;
-        let params: Vec<&(dyn ToSql + Sync)> = params.iter().map(|p| p as _).collect();
-        self.conn
-            .client
-            .execute(&statement, &params)
-            .map_err(|e| self.fail(sql, e))
+        self.deferred.push(Deferred {
+            sql: sql.to_owned(),
+            statement,
+            params: params.to_vec(),
+        });
+        if self.deferred.len() >= MAX_DEFERRED {
+            self.run(None)?;
+        }
+        Ok(())
     }
 
     fn now_ms(&mut self) -> i64 {
@@ -358,7 +423,7 @@ impl Sql for Conn<'_> {
         if self.conn.ledger_claimed {
             return Ok(());
         }
-        self.query(CLAIM_LEDGER_RANGE, &[])?;
+        self.execute_later(CLAIM_LEDGER_RANGE, &[])?;
         self.conn.ledger_claimed = true;
         Ok(())
     }
@@ -409,6 +474,55 @@ const LEDGER_IN_FLIGHT_FLOOR: &str = "SELECT min(objid::bigint) * 1024 FROM pg_l
       AND pid <> pg_backend_pid()";
 
 impl Conn<'_> {
+    /// Sends the deferred statements and then `current`, if any, in one round trip; PostgreSQL
+    /// runs them in that order. The first failure is the answer (every later statement of the
+    /// savepoint fails with it).
+    fn run(&mut self, current: Option<(&str, &[Value], Want)>) -> Result<Option<Answer>> {
+        let current = match current {
+            Some((sql, params, want)) => {
+                let statement = self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?;
+                Some((sql, statement, params, want))
+            }
+            None => None,
+        };
+        let deferred = std::mem::take(&mut self.deferred);
+        let deferred_params: Vec<Vec<&(dyn ToSql + Sync)>> = deferred
+            .iter()
+            .map(|d| d.params.iter().map(|p| p as _).collect())
+            .collect();
+        let current_params: Vec<&(dyn ToSql + Sync)> = current
+            .as_ref()
+            .map(|(_, _, params, _)| params.iter().map(|p| p as _).collect())
+            .unwrap_or_default();
+        let client = &self.conn.client;
+        let mut calls = Vec::with_capacity(deferred.len() + 1);
+        for (d, params) in deferred.iter().zip(&deferred_params) {
+            calls.push(send(client, &d.statement, params, Want::Count));
+        }
+        if let Some((_, statement, _, want)) = &current {
+            calls.push(send(client, statement, &current_params, *want));
+        }
+        // Polled in order (fewer than 30 calls), so sent in order.
+        let mut answers = self.conn.wait(futures_util::future::join_all(calls));
+        let answer = current.as_ref().and_then(|_| answers.pop());
+        for (d, result) in deferred.iter().zip(answers) {
+            if let Err(e) = result {
+                return Err(self.fail(&d.sql, e));
+            }
+        }
+        match (current, answer) {
+            (Some((sql, ..)), Some(result)) => result.map(Some).map_err(|e| self.fail(sql, e)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Sends what is still deferred; a failure marks the unit failed.
+    fn flush(&mut self) {
+        if !self.deferred.is_empty() {
+            let _ = self.run(None);
+        }
+    }
+
     fn fail(&mut self, sql: &str, e: postgres::Error) -> StoreError {
         if is_conflict(&e) {
             self.conflict = true;
@@ -432,23 +546,28 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     let result = (|| {
         for (version, script) in MIGRATIONS {
             let applied = conn
-                .client
-                .query_opt(
+                .wait(conn.client.query_opt(
                     "SELECT 1 FROM schema_migrations WHERE version = $1",
                     &[version],
-                )
+                ))
                 .map_err(error)?
                 .is_some();
             if !applied {
-                let mut tx = conn.client.transaction().map_err(error)?;
-                tx.batch_execute(script).map_err(error)?;
-                tx.execute(
-                    "INSERT INTO schema_migrations (version, applied_at)
-                     VALUES ($1, (extract(epoch FROM now()) * 1000)::bigint)",
-                    &[version],
-                )
-                .map_err(error)?;
-                tx.commit().map_err(error)?;
+                let Connection {
+                    client, runtime, ..
+                } = &mut *conn;
+                let applying = runtime.block_on(async {
+                    let tx = client.transaction().await?;
+                    tx.batch_execute(script).await?;
+                    tx.execute(
+                        "INSERT INTO schema_migrations (version, applied_at)
+                         VALUES ($1, (extract(epoch FROM now()) * 1000)::bigint)",
+                        &[version],
+                    )
+                    .await?;
+                    tx.commit().await
+                });
+                applying.map_err(error)?;
             }
         }
         Ok(())
@@ -460,10 +579,10 @@ fn migrate(conn: &mut Connection) -> Result<()> {
 
 /// The database clock in milliseconds since the epoch.
 fn database_now_ms(conn: &mut Connection) -> std::result::Result<i64, postgres::Error> {
-    let row = conn.client.query_one(
+    let row = conn.wait(conn.client.query_one(
         "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
         &[],
-    )?;
+    ))?;
     row.try_get(0)
 }
 
@@ -632,8 +751,12 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         conflict: false,
         failed: None,
         writing: true,
+        deferred: Vec::new(),
     };
     let mut finish = run_write_unit(&mut pending.job, &mut sql);
+    if finish.ok {
+        sql.flush();
+    }
     let conflict = sql.conflict;
     if let (true, Some(failed)) = (finish.ok, sql.failed.take()) {
         tracing::error!(error = %failed, "a unit of work went on after a failed statement; it was rolled back");
@@ -815,8 +938,10 @@ fn read_loop(
             conflict: false,
             failed: None,
             writing: false,
+            deferred: Vec::new(),
         };
         let finish = run_job(&mut job, &mut sql);
+        sql.flush();
         let _ = conn.batch("COMMIT");
         (finish.deliver)(None);
     }

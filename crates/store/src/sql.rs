@@ -93,6 +93,14 @@ impl Row {
 pub trait Sql {
     fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>>;
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64>;
+
+    /// Runs a statement whose answer the caller does not need. A backend that talks to its
+    /// database over a network may send it together with the next statement (one round trip for
+    /// both, executed in order); its failure then shows at that statement or, at the latest,
+    /// when the unit of work ends, and fails the unit either way.
+    fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
+        self.execute(sql, params).map(drop)
+    }
     /// The database clock, in milliseconds since the epoch.
     fn now_ms(&mut self) -> i64;
 

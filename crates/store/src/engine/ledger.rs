@@ -67,7 +67,7 @@ pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Opti
     };
     sql.before_ledger_insert()?;
     let now = sql.now_ms();
-    sql.execute(
+    sql.execute_later(
         "INSERT INTO ledger (at, kind, sku, location, delta_on_hand, delta_committed,
              on_hand_after, committed_after, source, correlation_id, idempotency_key, channel,
              order_id, line_id, reservation_id, allocation_id, line_delta, detail)

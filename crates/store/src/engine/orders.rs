@@ -127,7 +127,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
                     });
                 }
             }
-            sql.execute(
+            sql.execute_later(
                 "UPDATE orders SET version = COALESCE(?2, version), status = ?3, snapshot = ?4,
                      updated_at = ?5 WHERE id = ?1",
                 args![r.int(0), snap.version, snap.status.as_str(), raw, now],
@@ -313,7 +313,7 @@ fn set_line_target(
     touched: &mut BTreeSet<String>,
 ) -> Result<bool> {
     if line.wanted != target {
-        sql.execute(
+        sql.execute_later(
             "UPDATE order_lines SET wanted = ?2 WHERE id = ?1",
             args![line.row_id, target],
         )?;
@@ -415,7 +415,7 @@ fn entry_for<'a>(holder: &'a Holder, kind: EntryKind, sku: &'a str, order_id: i6
 }
 
 fn add_to_line(sql: &mut dyn Sql, row_id: i64, d: &LineState) -> Result<()> {
-    sql.execute(
+    sql.execute_later(
         "UPDATE order_lines SET committed = committed + ?2, short = short + ?3,
              shipped = shipped + ?4, cancelled = cancelled + ?5, returned = returned + ?6,
              restocked = restocked + ?7

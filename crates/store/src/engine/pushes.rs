@@ -38,7 +38,7 @@ const MARK_SELECTED: &str = "
 /// Marks every channel that lists `sku`, or a kit made of it, for a push.
 pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
     let now = sql.now_ms();
-    sql.execute(
+    sql.execute_later(
         &format!(
             "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
              SELECT channel, sku, 'pending', 1, CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) FROM (

@@ -118,7 +118,7 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     // (and records when the channel confirmed a quantity) is ordered wholly before or after this
     // unit, so that the times this unit writes to the ledger compare truly with that confirmation
     // (the `u` rule of the push engine counts a channel's orders recorded after it).
-    sql.query(
+    sql.execute_later(
         &format!(
             "WITH v AS (SELECT 1 FROM variants WHERE sku IN ({list}) ORDER BY sku FOR UPDATE),
                   l AS (SELECT 1 FROM stock_levels WHERE sku IN ({list})
