@@ -318,6 +318,8 @@ struct Conn<'a> {
     writing: bool,
     /// Statements whose answers nobody needs, sent with the next statement (`execute_later`).
     deferred: Vec<Deferred>,
+    /// A statement that starts the unit failed.
+    start_failed: bool,
 }
 
 /// A statement waiting to be sent with the next one.
@@ -325,6 +327,8 @@ struct Deferred {
     sql: String,
     statement: Statement,
     params: Vec<Value>,
+    /// Part of starting the unit (its savepoint): a failure means the transaction is broken.
+    starts_unit: bool,
 }
 
 /// At most this many statements wait to be sent together: the unit's own statements stay few
@@ -384,6 +388,7 @@ impl Sql for Conn<'_> {
             sql: sql.to_owned(),
             statement,
             params: params.to_vec(),
+            starts_unit: false,
         });
         if self.deferred.len() >= MAX_DEFERRED {
             self.run(None)?;
@@ -507,6 +512,7 @@ impl Conn<'_> {
         let answer = current.as_ref().and_then(|_| answers.pop());
         for (d, result) in deferred.iter().zip(answers) {
             if let Err(e) = result {
+                self.start_failed |= d.starts_unit;
                 return Err(self.fail(&d.sql, e));
             }
         }
@@ -514,6 +520,23 @@ impl Conn<'_> {
             (Some((sql, ..)), Some(result)) => result.map(Some).map_err(|e| self.fail(sql, e)),
             _ => Ok(None),
         }
+    }
+
+    /// Queues the statements that start a unit of work, to go with its first statement.
+    fn start_unit(&mut self, statements: &[&str]) -> Result<()> {
+        for sql in statements {
+            let statement = self.conn.prepare(sql).map_err(|e| {
+                self.start_failed = true;
+                self.fail(sql, e)
+            })?;
+            self.deferred.push(Deferred {
+                sql: (*sql).to_owned(),
+                statement,
+                params: Vec::new(),
+                starts_unit: true,
+            });
+        }
+        Ok(())
     }
 
     /// Sends what is still deferred; a failure marks the unit failed.
@@ -577,13 +600,29 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     result
 }
 
-/// The database clock in milliseconds since the epoch.
-fn database_now_ms(conn: &mut Connection) -> std::result::Result<i64, postgres::Error> {
-    let row = conn.wait(conn.client.query_one(
-        "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-        &[],
-    ))?;
-    row.try_get(0)
+/// Begins a transaction with `begin` and gives its time source: `clock`, or else the database
+/// clock, read in the same round trip.
+fn begin<'a>(
+    conn: &mut Connection,
+    begin: &str,
+    clock: Option<&'a dyn Clock>,
+) -> std::result::Result<TimeSource<'a>, postgres::Error> {
+    if let Some(clock) = clock {
+        return conn.batch(begin).map(|()| TimeSource::Given(clock));
+    }
+    let client = &conn.client;
+    let (began, now) = conn.wait(futures_util::future::join(
+        client.batch_execute(begin),
+        client.query_one(
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+            &[],
+        ),
+    ));
+    began?;
+    Ok(TimeSource::Database {
+        at_start_ms: now?.try_get(0)?,
+        started: Instant::now(),
+    })
 }
 
 impl PostgresBackend {
@@ -731,18 +770,15 @@ enum Outcome {
     Again(Pending),
 }
 
-fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) -> Outcome {
-    let start = if std::mem::take(&mut conn.savepoint_to_release) {
-        "RELEASE unit; SAVEPOINT unit"
-    } else {
-        "SAVEPOINT unit"
-    };
-    if let Err(e) = conn.batch(start) {
-        // The transaction is broken; the unit goes again in the next one.
-        tracing::error!(error = %db_error("SAVEPOINT", e), "starting a unit of work failed");
-        pending.attempts += 1;
-        return Outcome::Again(pending);
-    }
+/// `shorten_lock_waits`: the unit is not the transaction's first, and the ones before it did not
+/// yet set the shorter lock timeout of later units.
+fn run_unit(
+    conn: &mut Connection,
+    time: &TimeSource<'_>,
+    mut pending: Pending,
+    shorten_lock_waits: bool,
+) -> Outcome {
+    let release_previous = std::mem::take(&mut conn.savepoint_to_release);
     let claimed_before = conn.ledger_claimed;
     let mut sql = Conn {
         conn,
@@ -752,10 +788,32 @@ fn run_unit(conn: &mut Connection, time: &TimeSource<'_>, mut pending: Pending) 
         failed: None,
         writing: true,
         deferred: Vec::new(),
+        start_failed: false,
     };
-    let mut finish = run_write_unit(&mut pending.job, &mut sql);
-    if finish.ok {
-        sql.flush();
+    // The unit's start goes with its first statement. The lock timeout is set between the
+    // savepoints, so that a rolled-back unit does not take it back.
+    let mut start = Vec::with_capacity(3);
+    if release_previous {
+        start.push("RELEASE unit");
+    }
+    if shorten_lock_waits {
+        start.push(LATER_UNIT_LOCK_TIMEOUT);
+    }
+    start.push("SAVEPOINT unit");
+    let mut finish = match sql.start_unit(&start) {
+        Ok(()) => run_write_unit(&mut pending.job, &mut sql),
+        Err(_) => Finish {
+            ok: false,
+            deliver: Box::new(|_| {}),
+        },
+    };
+    // Sent even when the unit failed: its savepoint must exist before it is rolled back to.
+    sql.flush();
+    if sql.start_failed {
+        // The transaction is broken; the unit goes again in the next one.
+        tracing::error!(error = ?sql.failed, "starting a unit of work failed");
+        pending.attempts += 1;
+        return Outcome::Again(pending);
     }
     let conflict = sql.conflict;
     if let (true, Some(failed)) = (finish.ok, sql.failed.take()) {
@@ -831,43 +889,26 @@ fn write_loop(
         }
         conn.ledger_claimed = false;
         conn.savepoint_to_release = false;
-        if let Err(e) = conn.batch("BEGIN") {
-            tracing::error!(error = %e, "could not begin a write transaction; retrying");
-            thread::sleep(Duration::from_millis(200));
-            if conn.client.is_closed() {
-                match Connection::open(url) {
-                    Ok(fresh) => *conn = fresh,
-                    Err(e) => tracing::error!(error = %e, "reconnecting to PostgreSQL failed"),
+        let time = match begin(conn, "BEGIN", clock) {
+            Ok(time) => time,
+            Err(e) => {
+                tracing::error!(error = %e, "could not begin a write transaction (or read the database clock); retrying");
+                let _ = conn.batch("ROLLBACK");
+                thread::sleep(Duration::from_millis(200));
+                if conn.client.is_closed() {
+                    match Connection::open(url) {
+                        Ok(fresh) => *conn = fresh,
+                        Err(e) => tracing::error!(error = %e, "reconnecting to PostgreSQL failed"),
+                    }
                 }
+                again.extend(group.drain(..));
+                continue;
             }
-            again.extend(group.drain(..));
-            continue;
-        }
-        let time = match clock {
-            Some(clock) => TimeSource::Given(clock),
-            None => match database_now_ms(conn) {
-                Ok(at_start_ms) => TimeSource::Database {
-                    at_start_ms,
-                    started: Instant::now(),
-                },
-                Err(e) => {
-                    tracing::error!(error = %e, "reading the database clock failed");
-                    let _ = conn.batch("ROLLBACK");
-                    again.extend(group.drain(..));
-                    thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            },
         };
         let mut finished = Vec::with_capacity(group.len());
         let mut retried: Vec<Pending> = Vec::new();
         for (i, pending) in group.drain(..).enumerate() {
-            if i == 1 {
-                if let Err(e) = conn.batch(LATER_UNIT_LOCK_TIMEOUT) {
-                    tracing::error!(error = %e, "setting the lock timeout failed");
-                }
-            }
-            match run_unit(conn, &time, pending) {
+            match run_unit(conn, &time, pending, i == 1) {
                 Outcome::Done(f, p) => finished.push((f, p)),
                 Outcome::Again(p) => retried.push(p),
             }
@@ -920,16 +961,17 @@ fn read_loop(
 ) {
     loop {
         let Some(mut job) = next_read(rx) else { return };
-        if let Err(e) = conn.batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") {
-            tracing::error!(error = %e, "could not begin a read transaction");
-            continue;
-        }
-        let time = match clock {
-            Some(clock) => TimeSource::Given(clock),
-            None => TimeSource::Database {
-                at_start_ms: database_now_ms(conn).unwrap_or_default(),
-                started: Instant::now(),
-            },
+        let time = match begin(
+            conn,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+            clock,
+        ) {
+            Ok(time) => time,
+            Err(e) => {
+                tracing::error!(error = %e, "could not begin a read transaction");
+                let _ = conn.batch("ROLLBACK");
+                continue;
+            }
         };
         let mut sql = Conn {
             conn,
@@ -939,6 +981,7 @@ fn read_loop(
             failed: None,
             writing: false,
             deferred: Vec::new(),
+            start_failed: false,
         };
         let finish = run_job(&mut job, &mut sql);
         sql.flush();
