@@ -7,6 +7,7 @@
 //! The middleware here applies to a store's API routes only; its `/_sim` control routes are
 //! never faulted, so a test can always lift a fault it set.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -115,6 +116,8 @@ impl FaultStyle {
 pub(crate) struct FaultSwitch {
     faults: watch::Sender<Faults>,
     rng: Mutex<StdRng>,
+    /// API requests held right now (`Faults::hold`).
+    held: AtomicUsize,
 }
 
 impl FaultSwitch {
@@ -122,6 +125,7 @@ impl FaultSwitch {
         Self {
             faults: watch::Sender::new(Faults::default()),
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            held: AtomicUsize::new(0),
         }
     }
 
@@ -142,14 +146,28 @@ impl FaultSwitch {
         rng.random_bool(rate.min(1.0))
     }
 
+    /// How many API requests are held right now: a test knows a call has reached the store.
+    pub(crate) fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
+    }
+
     /// Waits while the faults in force hold requests at `stage`.
     async fn wait_while_held(&self, stage: Hold) {
         let mut receiver = self.faults.subscribe();
-        loop {
-            if receiver.borrow_and_update().hold != Some(stage) {
-                return;
+        if receiver.borrow_and_update().hold != Some(stage) {
+            return;
+        }
+        /// Counts a held request for as long as it is held (even if its caller gives up).
+        struct Holding<'a>(&'a AtomicUsize);
+        impl Drop for Holding<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::SeqCst);
             }
-            if receiver.changed().await.is_err() {
+        }
+        self.held.fetch_add(1, Ordering::SeqCst);
+        let _holding = Holding(&self.held);
+        while receiver.changed().await.is_ok() {
+            if receiver.borrow_and_update().hold != Some(stage) {
                 return;
             }
         }

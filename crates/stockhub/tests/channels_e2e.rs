@@ -7,6 +7,7 @@ use serde_json::{json, Value};
 use stockhub_sim::seed::{CatalogSpec, ProductSeed};
 use stockhub_sim::shopify::{NewOrder, OrderLine, ShopifyConfig, ShopifySim};
 use stockhub_sim::woocommerce::{WooConfig, WooSim};
+use stockhub_sim::{Faults, Hold};
 use stockhub_testkit::{spawn_app, TestApp};
 
 const SECRET: &str = "whsec-test";
@@ -201,6 +202,27 @@ fn sell_on_woo(woo: &WooSim, sku: &str) -> u64 {
     order["id"].as_u64().unwrap()
 }
 
+/// Sells 2 units of `sku` on the WooCommerce store while the push caused by `movements` is
+/// held at the store (its first call has left stockhub, the sale lands before the store answers
+/// it); returns the order's id.
+async fn sell_on_woo_during_push(app: &TestApp, woo: &WooSim, sku: &str, movements: Value) -> u64 {
+    woo.set_faults(Faults {
+        hold: Some(Hold::Before),
+        ..Faults::default()
+    });
+    ok(app.post("/v1/stock/movements", &movements).await).await;
+    for _ in 0..400 {
+        if woo.held_requests() > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(woo.held_requests() > 0, "no push reached the store");
+    let order = sell_on_woo(woo, sku);
+    woo.set_faults(Faults::default());
+    order
+}
+
 /// Waits (bounded) until stockhub has booked the WooCommerce order `id`.
 async fn booked(app: &TestApp, id: u64) -> bool {
     for _ in 0..200 {
@@ -230,15 +252,13 @@ async fn woocommerce_sales_made_while_stockhub_pushes_are_booked_without_their_w
     ok(app.post("/v1/channels/woo/discover", &json!({})).await).await;
     quiesce(&app).await;
 
-    // A sale lands on the store just before stockhub pushes another product there: the orders
-    // read after that push book it.
-    let first = sell_on_woo(&woo, &skus[0]);
-    ok(app.post("/v1/stock/movements", &receive(&skus[3], 1)).await).await;
+    // A sale lands on the store while stockhub's push of another product there is on its way:
+    // the orders read after that push book it.
+    let first = sell_on_woo_during_push(&app, &woo, &skus[0], receive(&skus[3], 1)).await;
     assert!(booked(&app, first).await, "the first sale was not booked");
-    // Another one right after, with a push again: that read is less than 500 ms after the last,
-    // so its window waits for the next read, which the idle channel makes when it is due.
-    let second = sell_on_woo(&woo, &skus[6]);
-    ok(app.post("/v1/stock/movements", &receive(&skus[9], 1)).await).await;
+    // Another one right after, during a push again: that read is less than 500 ms after the
+    // last, so its window waits for the next read, which the idle channel makes when it is due.
+    let second = sell_on_woo_during_push(&app, &woo, &skus[6], receive(&skus[9], 1)).await;
     assert!(booked(&app, second).await, "the second sale was not booked");
 
     quiesce(&app).await;

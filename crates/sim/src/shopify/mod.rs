@@ -441,6 +441,11 @@ impl ShopifySim {
         self.inner.faults.set(faults);
     }
 
+    /// How many API requests the `hold` fault holds right now.
+    pub fn held_requests(&self) -> usize {
+        self.inner.faults.held()
+    }
+
     /// Every displayed-quantity change so far.
     pub fn display_log(&self) -> Vec<DisplayEntry> {
         self.display_log_since(0)

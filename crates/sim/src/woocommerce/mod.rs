@@ -402,6 +402,11 @@ impl WooSim {
         self.inner.faults.set(faults);
     }
 
+    /// How many API requests the `hold` fault holds right now.
+    pub fn held_requests(&self) -> usize {
+        self.inner.faults.held()
+    }
+
     pub fn display_log(&self) -> Vec<DisplayEntry> {
         self.display_log_since(0)
     }
