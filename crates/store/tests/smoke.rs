@@ -262,3 +262,55 @@ fn a_commit_in_one_process_wakes_the_others_on_postgres() {
         "the other store committed nothing itself"
     );
 }
+
+stockhub_store::test_on_both_backends! {
+fn a_statement_sent_later_fails_its_own_unit_and_no_other(backend) {
+    let Some(db) = test_database(backend, "later") else { return };
+    let store =
+        stockhub_store::open(&db.url, Arc::new(ManualClock::new(1_000_000)), &StoreOptions::default())
+            .unwrap();
+    // Units sent together share group transactions. Every odd one defers a statement that the
+    // database refuses (a level for an unknown SKU, below zero) and then reports success; every
+    // fourth from the third on fails before it sends anything.
+    let units: Vec<_> = (0..40)
+        .map(|i| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store.write_blocking(move |sql| {
+                    if i % 4 == 2 {
+                        return Err(StoreError::Invalid("refused before any statement".into()));
+                    }
+                    let location = format!("loc-{i:02}");
+                    catalog::upsert_location(
+                        sql,
+                        &LocationInput {
+                            code: code(&location),
+                            name: location.clone(),
+                        },
+                    )?;
+                    if i % 2 == 1 {
+                        sql.execute_later(
+                            "INSERT INTO stock_levels (sku, location, on_hand, committed)
+                             VALUES (?1, ?2, -1, 0)",
+                            stockhub_store::args!["NO-SUCH-SKU", location.as_str()],
+                        )?;
+                    }
+                    Ok(())
+                })
+            })
+        })
+        .collect();
+    for (i, unit) in units.into_iter().enumerate() {
+        let result = unit.join().unwrap();
+        assert_eq!(result.is_ok(), i % 4 == 0, "unit {i}: {result:?}");
+    }
+    let kept: Vec<String> = store
+        .read_blocking(|sql| catalog::list_locations(sql))
+        .unwrap()
+        .into_iter()
+        .map(|l| l.code)
+        .collect();
+    let expected: Vec<String> = (0..40).step_by(4).map(|i| format!("loc-{i:02}")).collect();
+    assert_eq!(kept, expected);
+}
+}
