@@ -161,6 +161,14 @@ pub trait Sql {
     }
 }
 
+/// `?1, ?2, …, ?n`: the placeholders of an `IN` list of `n` values.
+pub(crate) fn placeholders(n: usize) -> String {
+    (1..=n)
+        .map(|i| format!("?{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Builds a parameter slice: `args![sku, location, 3]`.
 #[macro_export]
 macro_rules! args {

@@ -2,7 +2,7 @@
 //! only the difference is applied, an older version changes nothing, and a line whose SKU is
 //! unknown waits in the unmapped queue without failing the rest of the order.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use stockhub_core::order::{plan, LineTarget};
 use stockhub_core::{EntryKind, LineState, OrderStatus};
@@ -16,7 +16,7 @@ use crate::model::{
     Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
     OrderView, SnapshotLine, UnmappedLine,
 };
-use crate::sql::{Row, Sql};
+use crate::sql::{placeholders, Row, Sql, Value};
 
 /// A stored line, as the engine works on it.
 #[derive(Clone)]
@@ -103,13 +103,12 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             Some(r) => skus_of_order(sql, r.int(0))?,
             None => BTreeSet::new(),
         };
-        for line in &snap.lines {
-            let found = resolve_sku(sql, channel, &line.channel_sku)?;
-            if let Some((sku, _)) = &found {
-                skus.insert(sku.clone());
-            }
-            resolved.insert(line.channel_sku.as_str(), found);
-        }
+        resolved = resolve_skus(
+            sql,
+            channel,
+            snap.lines.iter().map(|l| l.channel_sku.as_str()),
+        )?;
+        skus.extend(resolved.values().flatten().map(|(sku, _)| sku.clone()));
         stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     }
     let now = sql.now_ms();
@@ -161,6 +160,17 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
     } else {
         lines_of(sql, order_id)?
     };
+    // The SKUs of new lines, resolved together (where other writers run, they are already).
+    let unresolved: Vec<&str> = snap
+        .lines
+        .iter()
+        .filter(|w| !before.iter().any(|l| l.line_id == w.line_id))
+        .map(|w| w.channel_sku.as_str())
+        .filter(|s| !resolved.contains_key(s))
+        .collect();
+    if !unresolved.is_empty() {
+        resolved.extend(resolve_skus(sql, channel, unresolved)?);
+    }
     let mut touched = BTreeSet::new();
     let mut changed = false;
     let kind = reduction_kind(snap.status);
@@ -176,10 +186,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             None => {
                 // A new line is stored wanting its target at once (one statement less).
                 changed |= target != 0;
-                let sku = match resolved.remove(wanted.channel_sku.as_str()) {
-                    Some(found) => found,
-                    None => resolve_sku(sql, channel, &wanted.channel_sku)?,
-                };
+                let sku = resolved.get(wanted.channel_sku.as_str()).cloned().flatten();
                 insert_line(sql, order_id, wanted, target, sku)?
             }
         };
@@ -260,24 +267,46 @@ fn insert_line(
     })
 }
 
-/// Our SKU (and whether it is a kit) for a channel's SKU: itself when we know it, else its alias.
-fn resolve_sku(
+/// Our SKU (and whether it is a kit) for each of a channel's SKUs: itself when we know it, else
+/// its alias; `None` for one we do not know. Our own SKUs are looked up in one statement.
+fn resolve_skus<'a>(
     sql: &mut dyn Sql,
     channel: &str,
-    channel_sku: &str,
-) -> Result<Option<(String, bool)>> {
-    if let Ok(sku) = stockhub_core::Sku::parse(channel_sku) {
-        if let Some(is_kit) = catalog::variant_kind(sql, sku.as_str())? {
-            return Ok(Some((sku.as_str().to_owned(), is_kit)));
+    channel_skus: impl IntoIterator<Item = &'a str>,
+) -> Result<HashMap<&'a str, Option<(String, bool)>>> {
+    let channel_skus: BTreeSet<&str> = channel_skus.into_iter().collect();
+    let ours: BTreeMap<&str, String> = channel_skus
+        .iter()
+        .filter_map(|s| Some((*s, stockhub_core::Sku::parse(s).ok()?.as_str().to_owned())))
+        .collect();
+    let mut kinds: HashMap<String, bool> = HashMap::new();
+    if !ours.is_empty() {
+        let values: Vec<Value> = ours.values().map(|s| Value::from(s.as_str())).collect();
+        for r in sql.query(
+            &format!(
+                "SELECT sku, is_kit FROM variants WHERE sku IN ({})",
+                placeholders(values.len())
+            ),
+            &values,
+        )? {
+            kinds.insert(r.text(0), r.int(1) == 1);
         }
     }
-    Ok(sql
-        .query_opt(
-            "SELECT a.sku, v.is_kit FROM sku_aliases a JOIN variants v ON v.sku = a.sku
-             WHERE a.channel = ?1 AND a.channel_sku = ?2",
-            args![channel, channel_sku],
-        )?
-        .map(|r| (r.text(0), r.int(1) == 1)))
+    let mut out = HashMap::with_capacity(channel_skus.len());
+    for channel_sku in channel_skus {
+        let found = match ours.get(channel_sku).and_then(|s| Some((s, kinds.get(s)?))) {
+            Some((sku, is_kit)) => Some((sku.clone(), *is_kit)),
+            None => sql
+                .query_opt(
+                    "SELECT a.sku, v.is_kit FROM sku_aliases a JOIN variants v ON v.sku = a.sku
+                     WHERE a.channel = ?1 AND a.channel_sku = ?2",
+                    args![channel, channel_sku],
+                )?
+                .map(|r| (r.text(0), r.int(1) == 1)),
+        };
+        out.insert(channel_sku, found);
+    }
+    Ok(out)
 }
 
 /// What the lines of one order share while a unit of work changes them.
@@ -869,35 +898,28 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
     with_lines(sql, order_id, head)
 }
 
-/// `head` (an order's own fields) with the order's lines and their allocations. Each line's
-/// allocations are read by its holder key alone, a plan no backend can get wrong however few rows
-/// the tables held when it was made.
+/// `head` (an order's own fields) with the order's lines and their allocations.
 fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<OrderView> {
-    let mut lines = Vec::new();
-    for line in lines_of(sql, order_id)? {
-        let allocations = match line.sku {
-            // An unmapped line holds nothing.
-            None => Vec::new(),
-            Some(_) => stock::allocation_views(
-                sql,
-                &Holder::Line {
-                    row_id: line.row_id,
-                    order_id,
-                    line_id: line.line_id.clone(),
-                    channel: head.channel.clone(),
-                },
-            )?,
-        };
-        lines.push(LineView {
+    let lines = lines_of(sql, order_id)?;
+    // An unmapped line holds nothing.
+    let mapped: Vec<i64> = lines
+        .iter()
+        .filter(|l| l.sku.is_some())
+        .map(|l| l.row_id)
+        .collect();
+    let mut allocations = stock::allocations_of_lines(sql, &mapped)?;
+    let lines = lines
+        .into_iter()
+        .map(|line| LineView {
             ordered: line.state.ordered(),
-            allocations,
+            allocations: allocations.remove(&line.row_id).unwrap_or_default(),
             line_id: line.line_id,
             channel_sku: line.channel_sku,
             sku: line.sku,
             wanted: line.wanted,
             state: line.state,
-        });
-    }
+        })
+        .collect();
     Ok(OrderView { lines, ..head })
 }
 

@@ -10,7 +10,7 @@ use super::ledger::{level, record, LineDelta, NewEntry};
 use crate::args;
 use crate::error::Result;
 use crate::model::{AllocationView, Channel, ChannelAvailability, Ctx, Level, StockView};
-use crate::sql::{Sql, Value};
+use crate::sql::{placeholders, Sql, Value};
 
 /// What holds committed units: an order line or a reservation.
 #[derive(Debug, Clone)]
@@ -130,14 +130,6 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
         &skus,
     )?;
     Ok(())
-}
-
-/// `?1, ?2, …, ?n`.
-fn placeholders(n: usize) -> String {
-    (1..=n)
-        .map(|i| format!("?{i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Whole units of a recipe that are free at a location.
@@ -278,6 +270,39 @@ fn allocations_of(
             restocked: r.int(5),
         })
         .collect())
+}
+
+/// The allocations of order lines, by line row id, oldest first: one statement for up to 32
+/// lines, each line read by its holder key alone (a plan no backend can get wrong, however few
+/// rows the table held when it was made).
+pub fn allocations_of_lines(
+    sql: &mut dyn Sql,
+    line_row_ids: &[i64],
+) -> Result<BTreeMap<i64, Vec<AllocationView>>> {
+    const LINES_PER_STATEMENT: usize = 32;
+    let mut out: BTreeMap<i64, Vec<AllocationView>> = BTreeMap::new();
+    for chunk in line_row_ids.chunks(LINES_PER_STATEMENT) {
+        let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
+        let selects: Vec<String> = (1..=ids.len())
+            .map(|i| {
+                format!(
+                    "SELECT id, holder_id, location, recipe, committed, shipped, restocked
+                     FROM allocations WHERE holder_kind = 'line' AND holder_id = ?{i}"
+                )
+            })
+            .collect();
+        let query = format!("{} ORDER BY id", selects.join(" UNION ALL "));
+        for r in sql.query(&query, &ids)? {
+            out.entry(r.int(1)).or_default().push(AllocationView {
+                location: r.text(2),
+                recipe: serde_json::from_str(&r.text(3)).unwrap_or_default(),
+                committed: r.int(4),
+                shipped: r.int(5),
+                restocked: r.int(6),
+            });
+        }
+    }
+    Ok(out)
 }
 
 pub fn allocation_views(sql: &mut dyn Sql, holder: &Holder) -> Result<Vec<AllocationView>> {
