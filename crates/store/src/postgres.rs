@@ -600,19 +600,19 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     result
 }
 
-/// Begins a transaction with `begin` and gives its time source: `clock`, or else the database
-/// clock, read in the same round trip.
+/// Begins a transaction with `statement` and gives its time source: `clock`, or else the
+/// database clock, read in the same round trip.
 fn begin<'a>(
     conn: &mut Connection,
-    begin: &str,
+    statement: &str,
     clock: Option<&'a dyn Clock>,
 ) -> std::result::Result<TimeSource<'a>, postgres::Error> {
     if let Some(clock) = clock {
-        return conn.batch(begin).map(|()| TimeSource::Given(clock));
+        return conn.batch(statement).map(|()| TimeSource::Given(clock));
     }
     let client = &conn.client;
     let (began, now) = conn.wait(futures_util::future::join(
-        client.batch_execute(begin),
+        client.batch_execute(statement),
         client.query_one(
             "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
             &[],

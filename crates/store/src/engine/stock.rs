@@ -246,6 +246,32 @@ struct AllocationRow {
     restocked: i64,
 }
 
+/// The columns `AllocationRow::from_row` reads, first in a select.
+const ALLOCATION_COLUMNS: &str = "id, location, recipe, committed, shipped, restocked";
+
+impl AllocationRow {
+    fn from_row(r: &crate::sql::Row) -> Self {
+        Self {
+            id: r.int(0),
+            location: r.text(1),
+            recipe: serde_json::from_str(&r.text(2)).unwrap_or_default(),
+            committed: r.int(3),
+            shipped: r.int(4),
+            restocked: r.int(5),
+        }
+    }
+
+    fn view(self) -> AllocationView {
+        AllocationView {
+            location: self.location,
+            committed: self.committed,
+            shipped: self.shipped,
+            restocked: self.restocked,
+            recipe: self.recipe,
+        }
+    }
+}
+
 fn allocations_of(
     sql: &mut dyn Sql,
     holder: &Holder,
@@ -255,20 +281,13 @@ fn allocations_of(
     Ok(sql
         .query(
             &format!(
-                "SELECT id, location, recipe, committed, shipped, restocked FROM allocations
+                "SELECT {ALLOCATION_COLUMNS} FROM allocations
                  WHERE holder_kind = ?1 AND holder_id = ?2 ORDER BY id {order}"
             ),
             args![holder.kind(), holder.id()],
         )?
         .iter()
-        .map(|r| AllocationRow {
-            id: r.int(0),
-            location: r.text(1),
-            recipe: serde_json::from_str(&r.text(2)).unwrap_or_default(),
-            committed: r.int(3),
-            shipped: r.int(4),
-            restocked: r.int(5),
-        })
+        .map(AllocationRow::from_row)
         .collect())
 }
 
@@ -286,20 +305,16 @@ pub fn allocations_of_lines(
         let selects: Vec<String> = (1..=ids.len())
             .map(|i| {
                 format!(
-                    "SELECT id, holder_id, location, recipe, committed, shipped, restocked
+                    "SELECT {ALLOCATION_COLUMNS}, holder_id
                      FROM allocations WHERE holder_kind = 'line' AND holder_id = ?{i}"
                 )
             })
             .collect();
         let query = format!("{} ORDER BY id", selects.join(" UNION ALL "));
         for r in sql.query(&query, &ids)? {
-            out.entry(r.int(1)).or_default().push(AllocationView {
-                location: r.text(2),
-                recipe: serde_json::from_str(&r.text(3)).unwrap_or_default(),
-                committed: r.int(4),
-                shipped: r.int(5),
-                restocked: r.int(6),
-            });
+            out.entry(r.int(6))
+                .or_default()
+                .push(AllocationRow::from_row(&r).view());
         }
     }
     Ok(out)
@@ -308,13 +323,7 @@ pub fn allocations_of_lines(
 pub fn allocation_views(sql: &mut dyn Sql, holder: &Holder) -> Result<Vec<AllocationView>> {
     Ok(allocations_of(sql, holder, false)?
         .into_iter()
-        .map(|a| AllocationView {
-            location: a.location,
-            committed: a.committed,
-            shipped: a.shipped,
-            restocked: a.restocked,
-            recipe: a.recipe,
-        })
+        .map(AllocationRow::view)
         .collect())
 }
 
