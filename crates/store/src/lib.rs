@@ -80,6 +80,7 @@ pub fn open(url: &str, clock: std::sync::Arc<dyn Clock>, options: &StoreOptions)
             queue_capacity: options.queue_capacity,
             group_max: options.group_max,
             readers: options.readers,
+            ..Default::default()
         },
     )?;
     Ok(Store::new(std::sync::Arc::new(backend)))

@@ -5,6 +5,7 @@
 //! Reads run on a small pool of read-only connections that see the last commit.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::thread;
 
@@ -42,6 +43,11 @@ pub struct SqliteOptions {
     pub group_max: usize,
     /// Read-only connections.
     pub readers: usize,
+    /// The least time between two WAL checkpoints.
+    pub checkpoint_interval: std::time::Duration,
+    /// WAL length, in frames (one page each), from which the writer starts the WAL over from its
+    /// beginning (see [`start_checkpointer`]).
+    pub wal_restart_frames: i64,
 }
 
 impl Default for SqliteOptions {
@@ -50,6 +56,9 @@ impl Default for SqliteOptions {
             queue_capacity: 8192,
             group_max: 1024,
             readers: 4,
+            checkpoint_interval: std::time::Duration::from_millis(200),
+            // 4,096 frames of 4 KiB pages: 16 MiB.
+            wal_restart_frames: 4_096,
         }
     }
 }
@@ -180,7 +189,7 @@ impl SqliteBackend {
         migrate(&writer).map_err(|e| StoreError::database("applying migrations", e))?;
         let stats = Arc::new(CommitCounters::default());
         let (writes, write_rx) = mpsc::channel::<Job>(options.queue_capacity);
-        let checkpoints = start_checkpointer(path, &writer)?;
+        let checkpoints = start_checkpointer(path, &writer, &options)?;
         let (commit_signal, committed) = tokio::sync::watch::channel(0u64);
         {
             let (stats, clock, group_max) = (stats.clone(), clock.clone(), options.group_max);
@@ -221,13 +230,22 @@ impl SqliteBackend {
     }
 }
 
-/// The least time between two WAL checkpoints.
-const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(200);
-
 /// Moves WAL checkpoints off the writer thread: the writer only signals that it committed, and a
 /// thread of its own copies the WAL back into the database file (PASSIVE: it never blocks the
 /// writer or readers). Signals coalesce in a channel of one slot.
-fn start_checkpointer(path: &Path, writer: &Connection) -> Result<std_mpsc::SyncSender<()>> {
+///
+/// A PASSIVE checkpoint alone never lets the WAL start over under steady writes: the writer
+/// commits while it copies, so the WAL is never wholly copied when the writer begins its next
+/// transaction, and the file grows without bound (gigabytes within a minute of heavy load), each
+/// commit writing to new disk blocks. So when the WAL has grown past `wal_restart_frames`, the
+/// checkpointer asks the writer (through the returned flag) to copy the little committed since,
+/// between two transactions; the writer's next transaction then writes from the WAL's start,
+/// unless a reader still reads from the WAL, in which case the next round tries again.
+fn start_checkpointer(
+    path: &Path,
+    writer: &Connection,
+    options: &SqliteOptions,
+) -> Result<Checkpoints> {
     let error = |e| StoreError::database("setting up WAL checkpoints", e);
     writer
         .pragma_update(None, "wal_autocheckpoint", 0)
@@ -238,25 +256,63 @@ fn start_checkpointer(path: &Path, writer: &Connection) -> Result<std_mpsc::Sync
     conn.pragma_update(None, "synchronous", "FULL")
         .map_err(error)?;
     let (signal, committed) = std_mpsc::sync_channel::<()>(1);
+    let restart_wanted = Arc::new(AtomicBool::new(false));
+    let wanted = restart_wanted.clone();
+    let (interval, restart_frames) = (options.checkpoint_interval, options.wal_restart_frames);
     thread::Builder::new()
         .name("sqlite-checkpointer".into())
         .spawn(move || {
             while committed.recv().is_ok() {
-                if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it");
+                match checkpoint(&conn) {
+                    Ok(wal_frames) if wal_frames >= restart_frames => {
+                        wanted.store(true, Ordering::Release)
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "WAL checkpoint failed; the next commit retries it")
+                    }
                 }
-                thread::sleep(CHECKPOINT_INTERVAL);
+                thread::sleep(interval);
             }
             // The writer is gone: fold the whole WAL back before the file is closed.
             let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
         })
         .map_err(|e| StoreError::database("starting the checkpointer thread", e))?;
-    Ok(signal)
+    Ok(Checkpoints {
+        signal,
+        restart_wanted,
+    })
+}
+
+/// Copies what it can of the WAL into the database file without waiting for anyone (PASSIVE);
+/// answers the WAL's length in frames.
+fn checkpoint(conn: &Connection) -> rusqlite::Result<i64> {
+    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
+}
+
+/// The writer's side of the checkpointer.
+struct Checkpoints {
+    /// Told after every commit.
+    signal: std_mpsc::SyncSender<()>,
+    /// Set by the checkpointer when the WAL should start over (see [`start_checkpointer`]).
+    restart_wanted: Arc<AtomicBool>,
+}
+
+impl Checkpoints {
+    /// Runs between two group transactions on the writer's connection.
+    fn after_commit(&self, writer: &Connection) {
+        let _ = self.signal.try_send(());
+        if self.restart_wanted.swap(false, Ordering::AcqRel) {
+            if let Err(e) = checkpoint(writer) {
+                tracing::warn!(error = %e, "WAL checkpoint before a WAL restart failed");
+            }
+        }
+    }
 }
 
 /// Whom the writer tells that it committed.
 struct Signals {
-    checkpoints: std_mpsc::SyncSender<()>,
+    checkpoints: Checkpoints,
     commits: tokio::sync::watch::Sender<u64>,
 }
 
@@ -327,11 +383,11 @@ fn write_loop(
         match commit {
             Ok(()) => {
                 stats.committed(operations);
-                let _ = signals.checkpoints.try_send(());
                 signals.commits.send_modify(|n| *n += 1);
                 for f in finished {
                     (f.deliver)(None);
                 }
+                signals.checkpoints.after_commit(conn);
             }
             Err(e) => {
                 tracing::error!(error = %e, "group commit failed; every unit in it is refused");
