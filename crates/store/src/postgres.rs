@@ -52,6 +52,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../migrations/postgres/0004_carried_holds.sql"),
     ),
+    (
+        5,
+        include_str!("../migrations/postgres/0005_one_sku_index.sql"),
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).
