@@ -169,6 +169,20 @@ pub(crate) fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// Keys looked up by one statement of [`lookups`], at most.
+pub(crate) const LOOKUPS_PER_STATEMENT: usize = 32;
+
+/// One statement that runs `select` once per key, `?` in it standing for the key:
+/// `select(?1) UNION ALL select(?2) …` for `keys` keys (at most [`LOOKUPS_PER_STATEMENT`]).
+/// Each part is a look-up by the full key of an index, a plan no backend can get wrong however
+/// few rows a table held when the plan was made, and cheaper than an `IN` list on SQLite.
+pub(crate) fn lookups(select: &str, keys: usize) -> String {
+    (1..=keys)
+        .map(|i| select.replace('?', &format!("?{i}")))
+        .collect::<Vec<_>>()
+        .join(" UNION ALL ")
+}
+
 /// Builds a parameter slice: `args![sku, location, 3]`.
 #[macro_export]
 macro_rules! args {

@@ -16,7 +16,7 @@ use crate::model::{
     Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
     OrderView, SnapshotLine, UnmappedLine,
 };
-use crate::sql::{placeholders, Row, Sql, Value};
+use crate::sql::{lookups, Row, Sql, Value, LOOKUPS_PER_STATEMENT};
 
 /// A stored line, as the engine works on it.
 #[derive(Clone)]
@@ -268,7 +268,7 @@ fn insert_line(
 }
 
 /// Our SKU (and whether it is a kit) for each of a channel's SKUs: itself when we know it, else
-/// its alias; `None` for one we do not know. Our own SKUs are looked up in one statement.
+/// its alias; `None` for one we do not know. Our own SKUs are looked up together.
 fn resolve_skus<'a>(
     sql: &mut dyn Sql,
     channel: &str,
@@ -280,15 +280,13 @@ fn resolve_skus<'a>(
         .filter_map(|s| Some((*s, stockhub_core::Sku::parse(s).ok()?.as_str().to_owned())))
         .collect();
     let mut kinds: HashMap<String, bool> = HashMap::new();
-    if !ours.is_empty() {
-        let values: Vec<Value> = ours.values().map(|s| Value::from(s.as_str())).collect();
-        for r in sql.query(
-            &format!(
-                "SELECT sku, is_kit FROM variants WHERE sku IN ({})",
-                placeholders(values.len())
-            ),
-            &values,
-        )? {
+    let values: Vec<Value> = ours.values().map(|s| Value::from(s.as_str())).collect();
+    for chunk in values.chunks(LOOKUPS_PER_STATEMENT) {
+        let query = lookups(
+            "SELECT sku, is_kit FROM variants WHERE sku = ?",
+            chunk.len(),
+        );
+        for r in sql.query(&query, chunk)? {
             kinds.insert(r.text(0), r.int(1) == 1);
         }
     }

@@ -10,7 +10,7 @@ use super::ledger::{level, record, LineDelta, NewEntry};
 use crate::args;
 use crate::error::Result;
 use crate::model::{AllocationView, Channel, ChannelAvailability, Ctx, Level, StockView};
-use crate::sql::{placeholders, Sql, Value};
+use crate::sql::{lookups, placeholders, Sql, Value, LOOKUPS_PER_STATEMENT};
 
 /// What holds committed units: an order line or a reservation.
 #[derive(Debug, Clone)]
@@ -291,26 +291,20 @@ fn allocations_of(
         .collect())
 }
 
-/// The allocations of order lines, by line row id, oldest first: one statement for up to 32
-/// lines, each line read by its holder key alone (a plan no backend can get wrong, however few
-/// rows the table held when it was made).
+/// The allocations of order lines, by line row id, oldest first: one statement for up to
+/// [`LOOKUPS_PER_STATEMENT`] lines, each line read by its holder key alone.
 pub fn allocations_of_lines(
     sql: &mut dyn Sql,
     line_row_ids: &[i64],
 ) -> Result<BTreeMap<i64, Vec<AllocationView>>> {
-    const LINES_PER_STATEMENT: usize = 32;
     let mut out: BTreeMap<i64, Vec<AllocationView>> = BTreeMap::new();
-    for chunk in line_row_ids.chunks(LINES_PER_STATEMENT) {
+    for chunk in line_row_ids.chunks(LOOKUPS_PER_STATEMENT) {
         let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
-        let selects: Vec<String> = (1..=ids.len())
-            .map(|i| {
-                format!(
-                    "SELECT {ALLOCATION_COLUMNS}, holder_id
-                     FROM allocations WHERE holder_kind = 'line' AND holder_id = ?{i}"
-                )
-            })
-            .collect();
-        let query = format!("{} ORDER BY id", selects.join(" UNION ALL "));
+        let select = format!(
+            "SELECT {ALLOCATION_COLUMNS}, holder_id
+             FROM allocations WHERE holder_kind = 'line' AND holder_id = ?"
+        );
+        let query = format!("{} ORDER BY id", lookups(&select, ids.len()));
         for r in sql.query(&query, &ids)? {
             out.entry(r.int(6))
                 .or_default()
