@@ -88,13 +88,40 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             )));
         }
     }
-    let lock = sql.for_update();
-    let existing = sql.query_opt(
-        &format!(
-            "SELECT id, version, status, created_at FROM orders WHERE channel = ?1 AND external_id = ?2{lock}"
-        ),
-        args![channel, snap.external_id.as_str()],
+    let now = sql.now_ms();
+    let raw = snap.raw.as_str();
+    // An order not seen before is stored at once (one statement for the common case); one seen
+    // before is read and locked. Either way the order row comes first, then the levels.
+    let inserted = sql.query_opt(
+        "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
+                             updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)
+         ON CONFLICT (channel, external_id) DO NOTHING RETURNING id",
+        args![
+            channel,
+            snap.external_id.as_str(),
+            snap.version,
+            snap.status.as_str(),
+            raw,
+            now
+        ],
     )?;
+    let existing = match inserted {
+        Some(_) => None,
+        None => {
+            let lock = sql.for_update();
+            Some(
+                sql.query_opt(
+                    &format!(
+                        "SELECT id, version, status, created_at FROM orders
+                         WHERE channel = ?1 AND external_id = ?2{lock}"
+                    ),
+                    args![channel, snap.external_id.as_str()],
+                )?
+                .ok_or_else(|| StoreError::Invalid("the order was not stored".into()))?,
+            )
+        }
+    };
     // Each line's SKU, resolved once (where other writers run, before anything is read, to lock
     // the levels it may change).
     let mut resolved: HashMap<&str, Option<(String, bool)>> = HashMap::new();
@@ -111,8 +138,6 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         skus.extend(resolved.values().flatten().map(|(sku, _)| sku.clone()));
         stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     }
-    let now = sql.now_ms();
-    let raw = snap.raw.as_str();
     let stored_version = existing.as_ref().and_then(|r| r.opt_int(1));
     let (order_id, created, created_at) = match existing {
         Some(r) => {
@@ -133,22 +158,7 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
             )?;
             (r.int(0), false, r.int(3))
         }
-        None => {
-            let r = sql.query_opt(
-                "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
-                                     updated_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6) RETURNING id",
-                args![
-                    channel,
-                    snap.external_id.as_str(),
-                    snap.version,
-                    snap.status.as_str(),
-                    raw,
-                    now
-                ],
-            )?;
-            (r.map_or(0, |r| r.int(0)), true, now)
-        }
+        None => (inserted.map_or(0, |r| r.int(0)), true, now),
     };
     let order = OrderCtx {
         id: order_id,
