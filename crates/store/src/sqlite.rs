@@ -50,7 +50,7 @@ pub struct SqliteOptions {
     /// The least time between two WAL checkpoints.
     pub checkpoint_interval: std::time::Duration,
     /// WAL length, in frames (one page each), from which the writer starts the WAL over from its
-    /// beginning (see [`start_checkpointer`]).
+    /// beginning, when steady writes never let a checkpoint catch up on its own.
     pub wal_restart_frames: i64,
 }
 
