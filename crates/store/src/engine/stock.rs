@@ -298,12 +298,12 @@ pub fn allocations_of_lines(
     line_row_ids: &[i64],
 ) -> Result<BTreeMap<i64, Vec<AllocationView>>> {
     let mut out: BTreeMap<i64, Vec<AllocationView>> = BTreeMap::new();
+    let select = format!(
+        "SELECT {ALLOCATION_COLUMNS}, holder_id
+         FROM allocations WHERE holder_kind = 'line' AND holder_id = ?"
+    );
     for chunk in line_row_ids.chunks(LOOKUPS_PER_STATEMENT) {
         let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
-        let select = format!(
-            "SELECT {ALLOCATION_COLUMNS}, holder_id
-             FROM allocations WHERE holder_kind = 'line' AND holder_id = ?"
-        );
         let query = format!("{} ORDER BY id", lookups(&select, ids.len()));
         for r in sql.query(&query, &ids)? {
             out.entry(r.int(6))
