@@ -17,6 +17,10 @@ pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 /// The least time between two backfills of one channel asked for by the push worker.
 pub const ON_DEMAND_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// How much earlier than the time it is meant to start a read of recent orders starts: for
+/// clocks that differ a little and channels that keep times to the second.
+pub const RECENT_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Applies every order the channel updated since the cursor (less an overlap); returns how many
 /// were read.
 pub async fn backfill(
@@ -31,6 +35,28 @@ pub async fn backfill(
         .await?;
     let since = cursor.map_or(default_since_ms, |c| c - OVERLAP_MS);
     apply_updated_since(store, connectors, channel, since, Cursor::Advance).await
+}
+
+/// A backfill the push worker asked for (a decrease no order explains): it reads only the orders
+/// updated since what this process has read without a gap (`Connected::orders_read`), less
+/// `RECENT_MARGIN`, and leaves the cursor where it is; where nothing is known yet, it is a
+/// backfill from the cursor. On a busy store this reads seconds of orders instead of the
+/// cursor's minutes; what came before was read already, and the scheduled backfill still reads
+/// everything from its cursor.
+pub async fn on_demand(
+    store: &Store,
+    connectors: &Connectors,
+    channel: &str,
+    default_since_ms: i64,
+) -> Result<usize, AppError> {
+    let connected = connectors.get(channel).await?;
+    match connected.orders_read.through() {
+        Some(through) => {
+            let since = through - RECENT_MARGIN.as_millis() as i64;
+            apply_updated_since(store, connectors, channel, since, Cursor::Keep).await
+        }
+        None => backfill(store, connectors, channel, default_since_ms).await,
+    }
 }
 
 /// Whether reading a channel's orders moves its backfill cursor.
@@ -53,6 +79,7 @@ pub async fn apply_updated_since(
     cursor: Cursor,
 ) -> Result<usize, AppError> {
     let connected = connectors.get(channel).await?;
+    let began = store.read(|sql| Ok(sql.now_ms())).await?;
     let orders = connected.connector.orders_updated_since(since).await?;
     let mut inputs = Vec::with_capacity(orders.len());
     for order in &orders {
@@ -115,6 +142,9 @@ pub async fn apply_updated_since(
             })
             .await?;
     }
+    connected
+        .orders_read
+        .note(since, began, cursor == Cursor::Advance);
     Ok(count)
 }
 
@@ -161,7 +191,7 @@ pub async fn run(
             tracing::warn!(error = %e, "re-applying pending deliveries failed");
         }
         // On-demand backfills run at most once per channel every ON_DEMAND_MIN_GAP.
-        let mut channels: Vec<String> = worker
+        let mut on_demand: Vec<String> = worker
             .take_backfill_requests()
             .into_iter()
             .filter(|c| {
@@ -170,9 +200,10 @@ pub async fn run(
                     .is_none_or(|t: &std::time::Instant| t.elapsed() >= ON_DEMAND_MIN_GAP)
             })
             .collect();
-        for c in &channels {
+        for c in &on_demand {
             last_on_demand.insert(c.clone(), std::time::Instant::now());
         }
+        let mut channels = Vec::new();
         if last_full.elapsed() >= interval {
             last_full = std::time::Instant::now();
             match store
@@ -189,10 +220,21 @@ pub async fn run(
         }
         channels.sort();
         channels.dedup();
+        // A channel due for its scheduled backfill needs no on-demand one besides.
+        on_demand.retain(|c| channels.binary_search(c).is_err());
         let since = now_ms() - 24 * 3600 * 1000;
-        for channel in channels {
-            match backfill(&store, &connectors, &channel, since).await {
-                Ok(n) => tracing::debug!(channel, orders = n, "order backfill"),
+        let runs = on_demand
+            .into_iter()
+            .map(|c| (c, true))
+            .chain(channels.into_iter().map(|c| (c, false)));
+        for (channel, asked) in runs {
+            let read = if asked {
+                self::on_demand(&store, &connectors, &channel, since).await
+            } else {
+                backfill(&store, &connectors, &channel, since).await
+            };
+            match read {
+                Ok(n) => tracing::debug!(channel, orders = n, asked, "order backfill"),
                 Err(crate::AppError::NotConnected(_)) => {}
                 Err(e) => tracing::warn!(channel, error = %e, "order backfill failed"),
             }

@@ -19,10 +19,6 @@ use tokio::sync::watch;
 use crate::registry::Connectors;
 use crate::{AppError, Metrics, Outcome};
 
-/// How much earlier than a push's first call the orders updated around it are read (see
-/// `PushWorker::book_raced_sales`).
-const RACE_WINDOW_MARGIN: Duration = Duration::from_secs(1);
-
 /// The least time between two reads of a channel's orders after pushes (see
 /// `PushWorker::book_raced_sales`): the windows of the passes in between join the next read, so
 /// that a busy channel's orders are read about once per gap, not once per pass.
@@ -162,6 +158,13 @@ impl PushWorker {
             return Ok((Outcome::Idle, claimed.unwrap_or_else(Claimed::none)));
         }
         let connected = self.connectors.get(channel).await?;
+        if let Some(pause) = connected.connector.backpressure() {
+            // The channel asked for room (its throttle bucket is low): wait here, on this
+            // channel's own task, rather than spend a call that will be refused — and before
+            // anything is computed, so that what is sent is the quantity of send time, with the
+            // compare-and-set quantity still current (a wait after would make many stale).
+            tokio::time::sleep(pause.min(Duration::from_secs(2))).await;
+        }
         let held = match claimed {
             Some(held) => held,
             None => self.claim(channel).await?,
@@ -182,11 +185,6 @@ impl PushWorker {
         if targets.iter().any(|t| t.held > 0) {
             // A decrease no booked order explains: look for the orders.
             self.want_backfill(channel);
-        }
-        if let Some(pause) = connected.connector.backpressure() {
-            // The channel asked for room (its throttle bucket is low): wait here, on this
-            // channel's own task, rather than spend a call that will be refused.
-            tokio::time::sleep(pause.min(Duration::from_secs(2))).await;
         }
         // Decreases and zeros go out before increases.
         targets.sort_by_key(|t| {
@@ -404,7 +402,7 @@ impl PushWorker {
     /// that checked a quantity and the write (and be overwritten), books the channel's orders
     /// updated since just before the first call, so that such a sale is pushed back at once
     /// instead of waiting for its webhook or the next backfill. The window starts
-    /// `RACE_WINDOW_MARGIN` earlier, for clocks that differ a little and channels that keep
+    /// `backfill::RECENT_MARGIN` earlier, for clocks that differ a little and channels that keep
     /// times to the second; the backfill cursor stays where it is. A failure leaves it to the
     /// next backfill. Reads come at least `RACE_CHECK_GAP` apart, each covering every window
     /// noted since the last; returns how long until a window still unread is due (`None`:
@@ -424,7 +422,7 @@ impl PushWorker {
             check.last_read = Some(Instant::now());
             check.unread_since_ms.take()?
         };
-        let since = wrote_since_ms - RACE_WINDOW_MARGIN.as_millis() as i64;
+        let since = wrote_since_ms - crate::backfill::RECENT_MARGIN.as_millis() as i64;
         match crate::backfill::apply_updated_since(
             &self.store,
             &self.connectors,

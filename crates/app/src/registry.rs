@@ -22,6 +22,35 @@ pub struct Connected {
     pub connector: Arc<dyn Connector>,
     /// Channel location → our locations that stock it (empty: the channel's feeding locations).
     pub location_map: Vec<(String, Vec<String>)>,
+    /// Up to when (store clock, ms) this process has read every order the channel updated, as
+    /// far as it knows (see `OrdersRead`).
+    pub orders_read: OrdersRead,
+}
+
+/// How far this process has read a channel's orders without a gap: a read from the backfill
+/// cursor covers everything up to when it began; a read of a window that starts within what is
+/// covered extends it to when it began. Kept in memory, per connection: a process that starts,
+/// or a channel whose settings change, knows nothing yet. It only narrows on-demand backfills
+/// (`backfill::run`); the scheduled backfill always reads from its cursor.
+#[derive(Clone, Default)]
+pub struct OrdersRead(Arc<Mutex<Option<i64>>>);
+
+impl OrdersRead {
+    /// Up to when every order has been read, if known.
+    pub fn through(&self) -> Option<i64> {
+        self.0.lock().ok().and_then(|t| *t)
+    }
+
+    /// Notes that every order updated since `since` was read by a read that began at `began`;
+    /// `from_cursor`: `since` came from the backfill cursor, so what came before was read too.
+    pub fn note(&self, since: i64, began: i64, from_cursor: bool) {
+        if let Ok(mut through) = self.0.lock() {
+            let joins = from_cursor || through.is_some_and(|t| since <= t);
+            if joins {
+                *through = Some(through.map_or(began, |t| t.max(began)));
+            }
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -121,6 +150,32 @@ impl Connectors {
             kind,
             connector: Arc::from(connector),
             location_map,
+            orders_read: OrdersRead::default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::OrdersRead;
+
+    #[test]
+    fn reads_join_what_is_covered_and_never_leave_a_gap() {
+        let read = OrdersRead::default();
+        // A window read knows nothing of what came before it.
+        read.note(500, 900, false);
+        assert_eq!(read.through(), None);
+        // A read from the cursor covers everything up to when it began.
+        read.note(100, 1_000, true);
+        assert_eq!(read.through(), Some(1_000));
+        // A window starting within what is covered extends it …
+        read.note(990, 1_500, false);
+        assert_eq!(read.through(), Some(1_500));
+        // … one starting after it would leave a gap and changes nothing …
+        read.note(1_600, 2_000, false);
+        assert_eq!(read.through(), Some(1_500));
+        // … and an older read never moves it back.
+        read.note(100, 1_200, true);
+        assert_eq!(read.through(), Some(1_500));
     }
 }

@@ -282,12 +282,15 @@ fn bounded(
     }
 }
 
-/// One page of a collection, with WordPress's headers.
-fn collection(
+/// One page of a collection, with WordPress's headers. Only the items on the page are rendered
+/// (`render`): a store with many orders answers each page of a backfill in time of the page,
+/// not of the whole collection.
+fn collection<T>(
     inner: &Inner,
     route: &str,
     pairs: &[(String, String)],
-    items: Vec<Value>,
+    items: Vec<T>,
+    render: impl Fn(T) -> Value,
 ) -> Result<Response, WooError> {
     let per_page = bounded(pairs, "per_page", DEFAULT_PER_PAGE, Some(MAX_PER_PAGE))?;
     let page = bounded(pairs, "page", 1, None)?;
@@ -297,6 +300,7 @@ fn collection(
         .into_iter()
         .skip((page - 1).saturating_mul(per_page))
         .take(per_page)
+        .map(render)
         .collect();
     let mut response = ok(&Value::Array(shown));
     let headers = response.headers_mut();
@@ -412,11 +416,9 @@ pub(crate) async fn list_products(
         }
         sort_by(&mut items, pairs, item_sort_key);
         let site = inner.site(&state);
-        let values = items
-            .into_iter()
-            .map(|i| item_json(&state, &site, i))
-            .collect();
-        collection(&inner, "products", pairs, values)
+        collection(&inner, "products", pairs, items, |i| {
+            item_json(&state, &site, i)
+        })
     })
 }
 
@@ -479,11 +481,13 @@ pub(crate) async fn list_variations(
         }
         sort_by(&mut kept, pairs, item_sort_key);
         let site = inner.site(&state);
-        let values = kept
-            .into_iter()
-            .map(|i| item_json(&state, &site, i))
-            .collect();
-        collection(&inner, &format!("products/{id}/variations"), pairs, values)
+        collection(
+            &inner,
+            &format!("products/{id}/variations"),
+            pairs,
+            kept,
+            |i| item_json(&state, &site, i),
+        )
     })
 }
 
@@ -919,8 +923,7 @@ pub(crate) async fn list_orders(
             _ => (o.created_ms.div_euclid(1000), String::new(), o.id),
         });
         let site = inner.site(&state);
-        let values = orders.into_iter().map(|o| order_json(&site, o)).collect();
-        collection(&inner, "orders", pairs, values)
+        collection(&inner, "orders", pairs, orders, |o| order_json(&site, o))
     })
 }
 
@@ -959,6 +962,12 @@ pub(crate) async fn list_refunds(
             .map(|r| refund_json(&site, order, r))
             .collect();
         refunds.reverse();
-        collection(&inner, &format!("orders/{id}/refunds"), pairs, refunds)
+        collection(
+            &inner,
+            &format!("orders/{id}/refunds"),
+            pairs,
+            refunds,
+            |r| r,
+        )
     })
 }
