@@ -614,13 +614,14 @@ fn begin<'a>(
     if let Some(clock) = clock {
         return conn.batch(statement).map(|()| TimeSource::Given(clock));
     }
+    // Prepared once per connection (a statement given as text would be parsed, described and
+    // closed again on every transaction).
+    let clock_statement =
+        conn.prepare("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")?;
     let client = &conn.client;
     let (began, now) = conn.wait(futures_util::future::join(
         client.batch_execute(statement),
-        client.query_one(
-            "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
-            &[],
-        ),
+        client.query_one(&clock_statement, &[]),
     ));
     began?;
     Ok(TimeSource::Database {
