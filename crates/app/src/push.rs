@@ -141,21 +141,15 @@ impl PushWorker {
 
     /// One pass over one channel: claim due marks, push, report. Deterministic for tests.
     pub async fn run_once(&self, channel: &str) -> Result<Outcome, AppError> {
-        Ok(self.pass(channel, None, None).await?.0)
+        self.pass(channel).await
     }
 
-    /// A pass over `claimed` marks, or over marks it claims itself. A pass that began at
-    /// `started` and has lasted `gather` by its end claims the next batch in the write that
-    /// reports it (one writer unit instead of two; marks had time to gather), returned for the
-    /// next pass.
-    async fn pass(
-        &self,
-        channel: &str,
-        claimed: Option<Claimed>,
-        started: Option<Instant>,
-    ) -> Result<(Outcome, Claimed), AppError> {
+    /// A pass: claims the channel's due marks right before it computes their quantities — not
+    /// earlier, in the write that reports the pass before: a mark committed between that write
+    /// and the start of this pass would wait a whole pass more.
+    async fn pass(&self, channel: &str) -> Result<Outcome, AppError> {
         if self.paused(channel) {
-            return Ok((Outcome::Idle, claimed.unwrap_or_else(Claimed::none)));
+            return Ok(Outcome::Idle);
         }
         let connected = self.connectors.get(channel).await?;
         if let Some(pause) = connected.connector.backpressure() {
@@ -165,12 +159,9 @@ impl PushWorker {
             // compare-and-set quantity still current (a wait after would make many stale).
             tokio::time::sleep(pause.min(Duration::from_secs(2))).await;
         }
-        let held = match claimed {
-            Some(held) => held,
-            None => self.claim(channel).await?,
-        };
+        let held = self.claim(channel).await?;
         if held.claims.is_empty() {
-            return Ok((Outcome::Idle, held));
+            return Ok(Outcome::Idle);
         }
         let skus: Vec<String> = held.claims.iter().map(|c| c.sku.clone()).collect();
         let mut targets = self.targets(channel, &skus).await?;
@@ -193,11 +184,8 @@ impl PushWorker {
         let report = self
             .send(channel, &connected, &targets, held.asked_at)
             .await?;
-        let next = started
-            .is_some_and(|at| at.elapsed() >= self.settings.gather)
-            .then(|| self.claim_args(channel));
         let wrote_since_ms = report.wrote_since_ms;
-        let finished = self.finish(channel, &held.claims, report, next).await?;
+        let finished = self.finish(channel, &held.claims, report).await?;
         if let Some(since) = wrote_since_ms.filter(|_| connected.connector.sales_can_race_writes())
         {
             if let Ok(mut checks) = self.race_checks.lock() {
@@ -552,8 +540,7 @@ impl PushWorker {
         channel: &str,
         claims: &[Claim],
         mut report: Report,
-        next: Option<ClaimArgs>,
-    ) -> Result<(Outcome, Claimed), AppError> {
+    ) -> Result<Outcome, AppError> {
         let now = now_ms();
         let mut plans = Vec::with_capacity(claims.len());
         for claim in claims {
@@ -581,29 +568,19 @@ impl PushWorker {
                 )
             })
             .collect();
-        let asked_at = Instant::now();
-        let (applied, claimed) = self
+        let applied = self
             .store
             .write(move |sql| {
-                let applied = plans
+                plans
                     .iter()
                     .map(|(claim, listing_results, next)| {
                         pushes::complete(sql, claim, listing_results, next)
                     })
-                    .collect::<Result<Vec<bool>, _>>()?;
-                let claimed = match &next {
-                    Some(next) => next.run(sql)?,
-                    None => Vec::new(),
-                };
-                Ok((applied, claimed))
+                    .collect::<Result<Vec<bool>, _>>()
             })
             .await?;
         self.record_completed(channel, &for_latency, &applied);
-        let claimed = Claimed {
-            claims: claimed,
-            asked_at,
-        };
-        Ok((Outcome::Worked(claims.len()), claimed))
+        Ok(Outcome::Worked(claims.len()))
     }
 
     /// Counts what `complete` made of a pass's claims: the propagation latency of each listing
@@ -694,45 +671,36 @@ impl PushWorker {
     /// One channel's pushes, until `shutdown` or the channel has had nothing to do for
     /// `CHANNEL_IDLE_EXIT`: a pass whenever marks are due, passes starting at least `gather`
     /// apart; between passes it sleeps until the channel's next due mark or the next commit.
-    /// A pass that took `gather` or longer claims the next batch in the write that reports it.
     pub async fn work_channel(&self, channel: &str, mut shutdown: watch::Receiver<bool>) {
         let mut commits = self.store.commits();
         let mut last_pass: Option<Instant> = None;
         let mut last_work = Instant::now();
-        let mut claimed = Claimed::none();
         loop {
             if *shutdown.borrow() || last_work.elapsed() > CHANNEL_IDLE_EXIT {
-                if !claimed.claims.is_empty() {
-                    // Claimed but not pushed: leave them for the next task, at once.
-                    let (worker, code) = (self.clone(), channel.to_owned());
-                    let _ = worker.pass(&code, Some(claimed), None).await;
-                }
                 return;
             }
-            if claimed.claims.is_empty() {
-                // Mark the commits seen so far as read: any later one wakes the wait below.
-                commits.borrow_and_update();
-                let race_check = self.book_raced_sales(channel).await;
-                let wait = match self.due_in(channel).await {
-                    Some(due) if due.is_zero() => self.paused_for(channel),
-                    Some(due) => due.min(IDLE_WAKE),
-                    None => IDLE_WAKE,
-                };
-                let wait = race_check.map_or(wait, |check| wait.min(check));
-                if !wait.is_zero() {
-                    tokio::select! {
-                        _ = shutdown.changed() => return,
-                        _ = commits.changed() => {}
-                        () = tokio::time::sleep(wait) => {}
-                    }
-                    continue;
+            // Mark the commits seen so far as read: any later one wakes the wait below.
+            commits.borrow_and_update();
+            let race_check = self.book_raced_sales(channel).await;
+            let wait = match self.due_in(channel).await {
+                Some(due) if due.is_zero() => self.paused_for(channel),
+                Some(due) => due.min(IDLE_WAKE),
+                None => IDLE_WAKE,
+            };
+            let wait = race_check.map_or(wait, |check| wait.min(check));
+            if !wait.is_zero() {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    _ = commits.changed() => {}
+                    () = tokio::time::sleep(wait) => {}
                 }
-                if let Some(gap) =
-                    last_pass.and_then(|at| self.settings.gather.checked_sub(at.elapsed()))
-                {
-                    // The channel is busy: let the marks of this burst gather into one pass.
-                    tokio::time::sleep(gap).await;
-                }
+                continue;
+            }
+            if let Some(gap) =
+                last_pass.and_then(|at| self.settings.gather.checked_sub(at.elapsed()))
+            {
+                // The channel is busy: let the marks of this burst gather into one pass.
+                tokio::time::sleep(gap).await;
             }
             let paused = self.paused_for(channel);
             if !paused.is_zero() {
@@ -741,16 +709,10 @@ impl PushWorker {
                     () = tokio::time::sleep(paused) => {}
                 }
             }
-            let started = Instant::now();
-            last_pass = Some(started);
-            let held = (!claimed.claims.is_empty())
-                .then(|| std::mem::replace(&mut claimed, Claimed::none()));
-            match self.pass(channel, held, Some(started)).await {
-                Ok((Outcome::Worked(_), next)) => {
-                    last_work = Instant::now();
-                    claimed = next;
-                }
-                Ok((Outcome::Idle, next)) => claimed = next,
+            last_pass = Some(Instant::now());
+            match self.pass(channel).await {
+                Ok(Outcome::Worked(_)) => last_work = Instant::now(),
+                Ok(Outcome::Idle) => {}
                 Err(AppError::NotConnected(_)) => return,
                 Err(e) => {
                     tracing::warn!(channel, error = %e, "push pass failed");
@@ -807,15 +769,6 @@ struct Report {
 struct Claimed {
     claims: Vec<Claim>,
     asked_at: Instant,
-}
-
-impl Claimed {
-    fn none() -> Self {
-        Self {
-            claims: Vec::new(),
-            asked_at: Instant::now(),
-        }
-    }
 }
 
 /// What claiming a channel's due marks takes.
