@@ -228,8 +228,14 @@ impl PushWorker {
     /// Claims the channel's due marks.
     async fn claim(&self, channel: &str) -> Result<Claimed, AppError> {
         let asked_at = Instant::now();
-        let claim = self.claim_args(channel);
-        let claims = self.store.write(move |sql| claim.run(sql)).await?;
+        let channel = channel.to_owned();
+        let limit = self.settings.claim_max;
+        let lease_ms = self.settings.lease.as_millis() as i64;
+        let token = format!("{}-{}", std::process::id(), rand::random::<u64>());
+        let claims = self
+            .store
+            .write(move |sql| pushes::claim(sql, &channel, limit, lease_ms, &token))
+            .await?;
         Ok(Claimed { claims, asked_at })
     }
 
@@ -237,15 +243,6 @@ impl PushWorker {
     /// at `asked_at` may.
     fn lease_outlasts_a_call(&self, asked_at: Instant) -> bool {
         asked_at.elapsed() + self.settings.request_timeout <= self.settings.lease
-    }
-
-    fn claim_args(&self, channel: &str) -> ClaimArgs {
-        ClaimArgs {
-            channel: channel.to_owned(),
-            limit: self.settings.claim_max,
-            lease_ms: self.settings.lease.as_millis() as i64,
-            token: format!("{}-{}", std::process::id(), rand::random::<u64>()),
-        }
     }
 
     /// One push call and what it says of each listing.
@@ -769,20 +766,6 @@ struct Report {
 struct Claimed {
     claims: Vec<Claim>,
     asked_at: Instant,
-}
-
-/// What claiming a channel's due marks takes.
-struct ClaimArgs {
-    channel: String,
-    limit: i64,
-    lease_ms: i64,
-    token: String,
-}
-
-impl ClaimArgs {
-    fn run(&self, sql: &mut dyn stockhub_store::Sql) -> stockhub_store::Result<Vec<Claim>> {
-        pushes::claim(sql, &self.channel, self.limit, self.lease_ms, &self.token)
-    }
 }
 
 /// Listings remembered as stale at most (then forgotten all at once: one extra read each).
