@@ -18,7 +18,8 @@ pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
 pub const ON_DEMAND_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How much earlier than the time it is meant to start a read of recent orders starts: for
-/// clocks that differ a little and channels that keep times to the second.
+/// clocks that differ a little (a connector reads whole seconds itself where its channel keeps
+/// times to the second).
 pub const RECENT_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Applies every order the channel updated since the cursor (less an overlap); returns how many

@@ -278,9 +278,6 @@ impl PushWorker {
             }
         };
         self.call_result(channel, true);
-        // Compare-and-set reads (WooCommerce's) happened during the call: orders booked up to
-        // its answer were in what they showed.
-        let answered_at_ms = self.store_now().await?;
         for (t, outcome) in chunk.iter().zip(outcomes) {
             let listing_id = t.listing.id;
             if !matches!(outcome, PushOutcome::Stale { .. }) {
@@ -308,7 +305,8 @@ impl PushWorker {
                 } => ListingResult::Observed {
                     listing_id,
                     actual,
-                    read_at_ms: answered_at_ms,
+                    // The compare-and-set read (WooCommerce's) was made after the call left.
+                    read_at_ms: sent_at_ms,
                 },
                 PushOutcome::Stale { actual: None } => {
                     // A first failure is most often a sale whose webhook is on its way: push
@@ -387,8 +385,8 @@ impl PushWorker {
     /// that checked a quantity and the write (and be overwritten), books the channel's orders
     /// updated since just before the first call, so that such a sale is pushed back at once
     /// instead of waiting for its webhook or the next backfill. The window starts
-    /// `backfill::RECENT_MARGIN` earlier, for clocks that differ a little and channels that keep
-    /// times to the second; the backfill cursor stays where it is. A failure leaves it to the
+    /// `backfill::RECENT_MARGIN` earlier, for clocks that differ a little; the backfill cursor
+    /// stays where it is. A failure leaves it to the
     /// next backfill. Reads come at least `RACE_CHECK_GAP` apart, each covering every window
     /// noted since the last; returns how long until a window still unread is due (`None`:
     /// nothing left to read).
@@ -456,10 +454,10 @@ impl PushWorker {
         for chunk in targets.chunks(max_items(connected)) {
             let refs: Vec<ListingRef> = chunk.iter().map(listing_ref).collect();
             self.metrics.record_api_call(channel);
-            let Ok(read) = connected.connector.read_quantities(&refs).await else {
+            let Ok(read_at_ms) = self.store_now().await else {
                 return false;
             };
-            let Ok(read_at_ms) = self.store_now().await else {
+            let Ok(read) = connected.connector.read_quantities(&refs).await else {
                 return false;
             };
             for t in chunk {
@@ -498,14 +496,13 @@ impl PushWorker {
         let stale = std::mem::take(&mut report.stale);
         let refs: Vec<ListingRef> = stale.iter().map(listing_ref).collect();
         self.metrics.record_api_call(channel);
+        // If the time cannot be read, the listings are retried like unread ones.
+        let read_at_ms = self.store_now().await.ok();
         let read = connected
             .connector
             .read_quantities(&refs)
             .await
             .unwrap_or_default();
-        // Orders booked up to the answer were in what it showed; if the time cannot be read,
-        // the listings are retried like unread ones.
-        let read_at_ms = self.store_now().await.ok();
         for t in &stale {
             let shown = read.iter().find(|(key, _)| *key == t.listing.listing_key);
             match (shown, read_at_ms) {

@@ -528,6 +528,29 @@ async fn orders_backfill_pages_through_every_status() {
         .is_empty());
 }
 
+/// WooCommerce keeps `date_modified` to the second and `modified_after` excludes the second it
+/// names: a read of the orders updated since a moment still finds one updated later in the same
+/// second.
+#[tokio::test]
+async fn orders_updated_later_in_the_same_second_are_read() {
+    let sim = store(|_| {}).await;
+    let woo = woo(&sim);
+    let item = sim.items().into_iter().find(|i| i.kind != "variable").unwrap();
+    for _ in 0..3 {
+        let since = now_ms();
+        let order = sim
+            .place_order(&NewOrder::lines(vec![OrderLine::product(item.id, 1)]))
+            .unwrap();
+        let id = order["id"].as_u64().unwrap().to_string();
+        let read = woo.orders_updated_since(since).await.unwrap();
+        assert!(
+            read.iter().any(|o| o.external_id == id),
+            "order {id} (modified {}) was not read since {since}",
+            order["date_modified_gmt"]
+        );
+    }
+}
+
 #[tokio::test]
 async fn refunds_reference_the_order_lines() {
     let sim = store(|_| {}).await;

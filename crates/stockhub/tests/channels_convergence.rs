@@ -1587,6 +1587,55 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
 }
 
 stockhub_testkit::on_both_backends! {
+/// What a WooCommerce compare-and-set read shows is what the store had when the read was made,
+/// not when the push was answered: a sale the store makes after the read, and whose order
+/// stockhub books before the answer comes, is not in what the read showed. The store sells one
+/// unit (its webhook comes 1.5 s later); a receipt raises `ats` to 6 and the push reads 4 where 5
+/// was expected; while the read's answer is held back, the store sells a second unit, and both
+/// orders are booked. Once the answer comes, the two booked orders explain the store's 3 exactly:
+/// nothing is held, and the store is brought to `ats` = 4 (not 3, with a unit held for a sale
+/// that does not exist until the hold time ends).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_woocommerce_sale_after_the_push_read_booked_before_its_answer_is_not_held() {
+    let Small { app, shop, woo } = small(5, 1_500).await;
+    let stores = [Store::Shopify(shop.clone()), Store::Woo(woo.clone())];
+    let sale = WooOrder::lines(vec![WooLine::sku("U-1", 1)]);
+    let first = woo.place_order(&sale).expect("first sale on WooCommerce");
+    woo.set_faults(stockhub_sim::Faults {
+        hold: Some(stockhub_sim::Hold::After),
+        ..stockhub_sim::Faults::default()
+    });
+    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
+    ok(app.post("/v1/stock/movements", &receive).await).await;
+    eventually(
+        "the push's compare-and-set read is made (and its answer held)",
+        Duration::from_secs(5),
+        || woo.held_requests() > 0,
+    )
+    .await;
+    assert_eq!(shown(&stores[1], "U-1"), Some(4), "the read showed 4");
+    let second = woo.place_order(&sale).expect("second sale on WooCommerce");
+    for order in [&first, &second] {
+        let id = order["id"].as_u64().expect("order id");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.get(&format!("/v1/orders/woo/{id}")).await.status != 200 {
+            assert!(Instant::now() < deadline, "order {id} was not booked");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+    woo.set_faults(stockhub_sim::Faults::default());
+    quiesce(&app, &stores, Duration::from_secs(20)).await;
+    assert_eq!(available(&app, "U-1", "woo").await, 4);
+    let listing = listings_of_sku(&app, "woo", "U-1").await;
+    assert_eq!(
+        shown(&stores[1], "U-1"),
+        Some(4),
+        "the store must show ats = 5 + 1 − 2, with nothing held: listing {listing}"
+    );
+}
+}
+
+stockhub_testkit::on_both_backends! {
 /// The hold outlives the push that carries it: once the store confirms a push that held `u`
 /// back, the sales behind `u` are still unbooked, so the next push must hold them back too. The
 /// store sells both its units (the webhook comes 3 s later); a receipt raises `ats` to 3 and the

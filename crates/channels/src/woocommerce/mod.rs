@@ -127,14 +127,16 @@ impl Connector for WooCommerce {
         catalog::read_quantities(&self.api, listings).await
     }
 
-    /// `GET orders?modified_after=…&dates_are_gmt=true&status=any`, every page. The time is cut to
-    /// the second (WooCommerce compares whole seconds), and an order met twice while pages shift
-    /// is kept once, at its latest version.
+    /// `GET orders?modified_after=…&dates_are_gmt=true&status=any`, every page, and an order met
+    /// twice while pages shift is kept once, at its latest version. WooCommerce keeps
+    /// `date_modified` to the second and `modified_after` excludes the second it names, so the
+    /// time asked is the second before the one `since_ms` falls in: an order modified later in
+    /// that same second is read too.
     async fn orders_updated_since(&self, since_ms: i64) -> Result<Vec<ChannelOrder>, ChannelError> {
         let query = [
             (
                 "modified_after",
-                time::format_utc(since_ms.div_euclid(1000) * 1000),
+                time::format_utc((since_ms.div_euclid(1000) - 1) * 1000),
             ),
             ("dates_are_gmt", "true".to_owned()),
             ("status", "any".to_owned()),

@@ -431,7 +431,11 @@ pub enum ListingResult {
     },
     /// The channel shows `actual`, which is not what we last confirmed (a failed compare-and-set
     /// followed by a read, or a reconciliation read).
-    /// `read_at_ms` is when the answer was in: orders booked up to then were in what it showed.
+    /// `read_at_ms` is no later than the read itself (when its call left): the orders booked up
+    /// to then were in what it showed, since a sale comes before its webhook. One booked after
+    /// may or may not be — counting it as a sale after the read, as `observe` does, makes it
+    /// explain the decrease it caused; counting a sale made after the read as one before it
+    /// would leave a real decrease unexplained (held until the hold time ends).
     Observed {
         listing_id: i64,
         actual: i64,
@@ -590,7 +594,8 @@ pub fn complete(
 /// (`expected_at`), less is a decrease no order explains yet: it is held (DESIGN §1 `u`) on top
 /// of what was held already. More is the channel putting units back on its own (a cancel, an
 /// edit or a refund that restocks), which may be the very sales held: it lowers the hold, never
-/// below 0. Orders booked after `read_at_ms` count as sales after the baseline.
+/// below 0. Orders booked after `read_at_ms` count as sales after the baseline, so `read_at_ms`
+/// must be no later than the read (see `ListingResult::Observed`).
 pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64) -> Result<()> {
     let Some(listing) = listing_by_id(sql, listing_id)? else {
         return Ok(());
