@@ -300,6 +300,7 @@ fn apply_intake(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, intake: &Intake) ->
         Intake::ListingQuantity {
             listing_key,
             available,
+            shown_at_ms,
         } => {
             let listing = sql.query_opt(
                 "SELECT id, sku FROM listings WHERE channel = ?1 AND listing_key = ?2",
@@ -311,8 +312,22 @@ fn apply_intake(sql: &mut dyn Sql, ctx: &Ctx, channel: &str, intake: &Intake) ->
                     Some(format!("listing {listing_key} is not one of ours")),
                 ));
             };
+            // What the channel showed, as of no later than it showed it (`observe` counts the
+            // orders booked after that as sales after it): its own time, less the margin for
+            // clocks that differ a little. A delivery that is late, or replayed, is then older
+            // than what the listing confirmed since, and changes nothing.
             let now = sql.now_ms();
-            pushes::observe(sql, listing.int(0), *available, now)?;
+            let shown_at = shown_at_ms.map_or(now, |at| {
+                (at - crate::backfill::RECENT_MARGIN.as_millis() as i64).min(now)
+            });
+            if !pushes::observe(sql, listing.int(0), *available, shown_at)? {
+                return Ok((
+                    "ignored",
+                    Some(format!(
+                        "listing {listing_key} showed {available} before its last confirmation"
+                    )),
+                ));
+            }
             if let Some(sku) = listing.opt_text(1) {
                 pushes::mark_channel_sku(sql, channel, &sku)?;
             }

@@ -105,10 +105,12 @@ pub struct ChannelOrder {
 pub enum Intake {
     Order(ChannelOrder),
     Refund(ChannelRefund),
-    /// The channel reports a listing's quantity (Shopify `inventory_levels/update`).
+    /// The channel reports a listing's quantity (Shopify `inventory_levels/update`), and when
+    /// it showed it (by the channel's clock), if it said.
     ListingQuantity {
         listing_key: String,
         available: i64,
+        shown_at_ms: Option<i64>,
     },
     /// A topic stockhub records but does not act on.
     Ignore(String),

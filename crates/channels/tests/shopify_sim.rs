@@ -706,10 +706,12 @@ async fn the_stores_signed_webhooks_verify_identify_and_read() {
                 Intake::ListingQuantity {
                     listing_key,
                     available,
+                    shown_at_ms,
                 },
             ) => {
                 assert!(listing_key.starts_with("gid://shopify/InventoryItem/"));
                 assert!(available >= 0);
+                assert!(shown_at_ms.is_some(), "the level's updated_at is read");
             }
             (topic, other) => panic!("{topic}: {other:?}"),
         }

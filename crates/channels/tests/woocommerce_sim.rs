@@ -535,7 +535,11 @@ async fn orders_backfill_pages_through_every_status() {
 async fn orders_updated_later_in_the_same_second_are_read() {
     let sim = store(|_| {}).await;
     let woo = woo(&sim);
-    let item = sim.items().into_iter().find(|i| i.kind != "variable").unwrap();
+    let item = sim
+        .items()
+        .into_iter()
+        .find(|i| i.kind != "variable")
+        .unwrap();
     for _ in 0..3 {
         let since = now_ms();
         let order = sim

@@ -1636,6 +1636,64 @@ async fn a_woocommerce_sale_after_the_push_read_booked_before_its_answer_is_not_
 }
 
 stockhub_testkit::on_both_backends! {
+/// Shopify's `inventory_levels/update` says what a listing showed when its level changed
+/// (`updated_at`). A delivery that arrives late (Shopify does not keep deliveries in order) or is
+/// replayed from the archive says what the listing showed before stockhub's last confirmation:
+/// it changes nothing, where taking it as what the listing shows now would hold back 3 units
+/// for sales that do not exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_inventory_level_from_before_the_last_confirmation_changes_nothing() {
+    let Small { app, shop, woo } = small(5, 250).await;
+    let stores = [Store::Shopify(shop.clone()), Store::Woo(woo.clone())];
+    let variant = shop
+        .variants()
+        .into_iter()
+        .find(|v| v.sku.as_deref() == Some("U-1"))
+        .expect("U-1 on Shopify");
+    let location = shop.locations()[0].id;
+    let body = json!({
+        "inventory_item_id": variant.inventory_item_id,
+        "location_id": location,
+        "available": 2,
+        "updated_at": "2026-01-10T12:00:00-05:00",
+        "admin_graphql_api_id": format!("gid://shopify/InventoryLevel/{location}?inventory_item_id={}", variant.inventory_item_id),
+    })
+    .to_string();
+    let reply = reqwest::Client::new()
+        .post(format!("{}/webhooks/shop", app.base_url))
+        .header("content-type", "application/json")
+        .header("x-shopify-topic", "inventory_levels/update")
+        .header(
+            "x-shopify-hmac-sha256",
+            stockhub_channels::signature::sign(SECRET.as_bytes(), body.as_bytes()),
+        )
+        .header("x-shopify-shop-domain", "gamma.myshopify.com")
+        .header("x-shopify-api-version", "2026-01")
+        .header("x-shopify-webhook-id", "late-level-1")
+        .header("x-shopify-event-id", "late-level-event-1")
+        .header("x-shopify-triggered-at", "2026-01-10T17:00:00.000Z")
+        .body(body)
+        .send()
+        .await
+        .expect("deliver the late inventory level");
+    assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap_or_default());
+    let events = ok(app.get("/v1/events?channel=shop&limit=1000").await).await;
+    let event = events["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|e| e["topic"] == "inventory_levels/update"))
+        .cloned()
+        .unwrap_or_else(|| panic!("the delivery is archived: {events}"));
+    assert_eq!(event["outcome"], "ignored", "{event}");
+    let listing = listings_of_sku(&app, "shop", "U-1").await;
+    assert_eq!(listing["held_units"], 0, "{listing}");
+    assert_ne!(listing["observed"], 2, "{listing}");
+    quiesce(&app, &stores, Duration::from_secs(20)).await;
+    assert_eq!(available(&app, "U-1", "shop").await, 5);
+    assert_eq!(shown(&stores[0], "U-1"), Some(5));
+}
+}
+
+stockhub_testkit::on_both_backends! {
 /// The hold outlives the push that carries it: once the store confirms a push that held `u`
 /// back, the sales behind `u` are still unbooked, so the next push must hold them back too. The
 /// store sells both its units (the webhook comes 3 s later); a receipt raises `ats` to 3 and the

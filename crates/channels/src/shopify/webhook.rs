@@ -427,6 +427,7 @@ fn inventory_level(value: &Value, locations: &[String]) -> Result<Intake, ParseE
         Some(available) => Ok(Intake::ListingQuantity {
             listing_key: listing_key(&item, &location),
             available,
+            shown_at_ms: level.updated_at.as_deref().and_then(crate::time::parse_ms),
         }),
         None => Ok(Intake::Ignore(format!(
             "{item} is not tracked at {location}"
@@ -777,7 +778,8 @@ mod tests {
             interpret("inventory_levels/update", body, &locations).unwrap(),
             Intake::ListingQuantity {
                 listing_key: "gid://shopify/InventoryItem/497213829118231007@gid://shopify/Location/724318913574017303".into(),
-                available: 7
+                available: 7,
+                shown_at_ms: Some(1_768_064_400_000),
             }
         );
         let elsewhere = br#"{"inventory_item_id": 1, "location_id": 2, "available": 7}"#;

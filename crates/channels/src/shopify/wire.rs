@@ -153,6 +153,9 @@ pub(crate) struct InventoryLevel {
     /// `null` for an item whose quantity is not tracked.
     #[serde(default)]
     pub available: Option<i64>,
+    /// When the level last changed (RFC 3339 with the shop's offset).
+    #[serde(default)]
+    pub updated_at: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -528,7 +528,9 @@ pub fn complete(
                 listing_id,
                 actual,
                 read_at_ms,
-            } => observe(sql, *listing_id, *actual, (*read_at_ms).min(now))?,
+            } => {
+                observe(sql, *listing_id, *actual, (*read_at_ms).min(now))?;
+            }
         }
     }
     let key = args![claim.channel.as_str(), claim.sku.as_str()];
@@ -595,14 +597,15 @@ pub fn complete(
 /// of what was held already. More is the channel putting units back on its own (a cancel, an
 /// edit or a refund that restocks), which may be the very sales held: it lowers the hold, never
 /// below 0. Orders booked after `read_at_ms` count as sales after the baseline, so `read_at_ms`
-/// must be no later than the read (see `ListingResult::Observed`).
-pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64) -> Result<()> {
+/// must be no later than the read (see `ListingResult::Observed`). Returns false when the listing
+/// is gone or was confirmed again after `read_at_ms` (what it showed is out of date): then
+/// nothing changes.
+pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64) -> Result<bool> {
     let Some(listing) = listing_by_id(sql, listing_id)? else {
-        return Ok(());
+        return Ok(false);
     };
     if listing.confirmed_at_ms.is_some_and(|at| at > read_at_ms) {
-        // Confirmed again since the read: what it showed is already out of date.
-        return Ok(());
+        return Ok(false);
     }
     let booked = Booked::since_confirmed(sql, &listing, Some(read_at_ms))?;
     let (held_units, held_since) = match booked.expected() {
@@ -620,7 +623,7 @@ pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64)
          WHERE id = ?1",
         args![listing_id, actual, read_at_ms, held_units, held_since],
     )?;
-    Ok(())
+    Ok(true)
 }
 
 fn listing_by_id(sql: &mut dyn Sql, listing_id: i64) -> Result<Option<ListingView>> {
