@@ -386,10 +386,9 @@ impl PushWorker {
     /// updated since just before the first call, so that such a sale is pushed back at once
     /// instead of waiting for its webhook or the next backfill. The window starts
     /// `backfill::RECENT_MARGIN` earlier, for clocks that differ a little; the backfill cursor
-    /// stays where it is. A failure leaves it to the
-    /// next backfill. Reads come at least `RACE_CHECK_GAP` apart, each covering every window
-    /// noted since the last; returns how long until a window still unread is due (`None`:
-    /// nothing left to read).
+    /// stays where it is. A failure leaves it to the next backfill. Reads come at least
+    /// `RACE_CHECK_GAP` apart, each covering every window noted since the last; returns how long
+    /// until a window still unread is due (`None`: nothing left to read).
     async fn book_raced_sales(&self, channel: &str) -> Option<Duration> {
         let wrote_since_ms = {
             let mut checks = self.race_checks.lock().ok()?;
