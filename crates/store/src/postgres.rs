@@ -33,7 +33,8 @@ use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
 use crate::store::{
-    next_read, run_job, run_write_unit, Backend, CommitCounters, Finish, Job, Queues,
+    next_read, orders_together, run_job, run_write_unit, Backend, CommitCounters, Finish, Job,
+    Queues,
 };
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`, under an advisory lock
@@ -251,6 +252,12 @@ impl Connection {
                 tracing::warn!(error = %e, "a PostgreSQL connection ended");
             }
         });
+        // Every statement here reads or writes a few rows by key. A plan with parallel workers
+        // (which the planner picks for a look-up of many keys at once, `sql::lookups`) spends
+        // 10 ms or more starting them, for work that takes a fraction of a millisecond.
+        runtime
+            .block_on(client.batch_execute("SET max_parallel_workers_per_gather = 0"))
+            .map_err(failed)?;
         Ok(Self {
             client,
             runtime,
@@ -745,12 +752,18 @@ fn listen_for_commits(url: &str, signal: &tokio::sync::watch::Sender<u64>) {
                 .query_one("SELECT current_schema()::text", &[])?
                 .get(0);
             client.batch_execute("LISTEN stockhub_commits")?;
-            let mut notifications = client.notifications();
-            let mut waiting = notifications.timeout_iter(Duration::from_secs(1));
             while !signal.is_closed() {
-                match waiting.next()? {
-                    Some(n) if n.payload() == schema => signal.send_modify(|c| *c += 1),
-                    Some(_) | None => {}
+                // A fresh wait each second: once its time has run out, an iterator answers
+                // "nothing" at once on every later call, and waiting on it would spin.
+                let mut notifications = client.notifications();
+                let mut waiting = notifications.timeout_iter(Duration::from_secs(1));
+                while let Some(n) = waiting.next()? {
+                    if n.payload() == schema {
+                        signal.send_modify(|c| *c += 1);
+                    }
+                    if signal.is_closed() {
+                        break;
+                    }
                 }
             }
             Ok(())
@@ -912,8 +925,33 @@ fn write_loop(
         };
         let mut finished = Vec::with_capacity(group.len());
         let mut retried: Vec<Pending> = Vec::new();
-        for (i, pending) in group.drain(..).enumerate() {
-            match run_unit(conn, &time, pending, i == 1) {
+        // The group's new orders first, together, in a unit of their own (which is not run
+        // again after a conflict: its orders then run on their own); then every other unit.
+        let mut units_run = 0;
+        let together = match orders_together(group.iter().map(|p| &p.job)) {
+            Some((unit, orders)) => {
+                units_run += 1;
+                let once = Pending {
+                    job: unit,
+                    attempts: MAX_ATTEMPTS,
+                };
+                match run_unit(conn, &time, once, false) {
+                    Outcome::Done(f, _) if f.ok => {
+                        orders.finishes(group.iter_mut().map(|p| &mut p.job))
+                    }
+                    _ => Vec::new(),
+                }
+            }
+            None => Vec::new(),
+        };
+        let mut together = together.into_iter();
+        for pending in group.drain(..) {
+            if let Some(f) = together.next().flatten() {
+                finished.push((f, Some(pending)));
+                continue;
+            }
+            units_run += 1;
+            match run_unit(conn, &time, pending, units_run == 2) {
                 Outcome::Done(f, p) => finished.push((f, p)),
                 Outcome::Again(p) => retried.push(p),
             }

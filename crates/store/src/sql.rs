@@ -169,6 +169,38 @@ pub(crate) fn placeholders(n: usize) -> String {
         .join(", ")
 }
 
+/// `(?1, ?2, ?3), (?4, ?5, ?6)`: the `VALUES` rows of a multi-row insert of `rows` rows of
+/// `columns` values each.
+pub(crate) fn value_rows(columns: usize, rows: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let row: Vec<String> = (1..=columns)
+                .map(|c| format!("?{}", r * columns + c))
+                .collect();
+            format!("({})", row.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Rows written by one multi-row statement, at most.
+pub(crate) const ROWS_PER_STATEMENT: usize = 64;
+
+/// Splits `n` rows into runs of whole powers of two, largest first, none above
+/// [`ROWS_PER_STATEMENT`]: multi-row statements then come in a few shapes only, which a backend
+/// prepares once each.
+pub(crate) fn row_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < n {
+        let left = n - start;
+        let size = ROWS_PER_STATEMENT.min(1 << left.ilog2());
+        out.push(start..start + size);
+        start += size;
+    }
+    out
+}
+
 /// Keys looked up by one statement of [`lookups`], at most.
 pub(crate) const LOOKUPS_PER_STATEMENT: usize = 32;
 
@@ -187,4 +219,29 @@ pub(crate) fn lookups(select: &str, keys: usize) -> String {
 #[macro_export]
 macro_rules! args {
     ($($v:expr),* $(,)?) => { &[$($crate::sql::Value::from($v)),*][..] };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_are_split_into_few_shapes() {
+        let sizes = |n| row_chunks(n).iter().map(|r| r.len()).collect::<Vec<_>>();
+        assert_eq!(sizes(0), Vec::<usize>::new());
+        assert_eq!(sizes(1), vec![1]);
+        assert_eq!(sizes(7), vec![4, 2, 1]);
+        assert_eq!(sizes(64), vec![64]);
+        assert_eq!(sizes(200), vec![64, 64, 64, 8]);
+        // The runs cover every row once, in order.
+        let runs = row_chunks(77);
+        assert_eq!(runs.first().unwrap().start, 0);
+        assert!(runs.windows(2).all(|w| w[0].end == w[1].start));
+        assert_eq!(runs.last().unwrap().end, 77);
+    }
+
+    #[test]
+    fn value_rows_number_their_placeholders_in_order() {
+        assert_eq!(value_rows(2, 2), "(?1, ?2), (?3, ?4)");
+    }
 }

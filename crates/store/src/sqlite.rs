@@ -17,7 +17,8 @@ use crate::clock::Clock;
 use crate::error::{Result, StoreError};
 use crate::sql::{Row, Sql, Value};
 use crate::store::{
-    next_read, run_job, run_write_unit, Backend, CommitCounters, Finish, Job, Queues,
+    next_read, orders_together, run_job, run_write_unit, Backend, CommitCounters, Finish, Job,
+    Queues,
 };
 
 /// Migrations in order; each runs once, recorded in `schema_migrations`.
@@ -382,9 +383,26 @@ fn write_loop(
             }
             continue;
         }
+        // The group's new orders first, together; then every other unit on its own.
+        let together = match orders_together(group.iter()) {
+            Some((unit, orders)) => {
+                if run_in_savepoint(conn, clock, unit).ok {
+                    orders.finishes(group.iter_mut())
+                } else {
+                    Vec::new()
+                }
+            }
+            None => Vec::new(),
+        };
+        let mut together = together.into_iter();
         let finished: Vec<Finish> = group
             .drain(..)
-            .map(|job| run_in_savepoint(conn, clock, job))
+            .map(|job| {
+                together
+                    .next()
+                    .flatten()
+                    .unwrap_or_else(|| run_in_savepoint(conn, clock, job))
+            })
             .collect();
         let commit = run_cached(conn, &["COMMIT"]);
         match commit {

@@ -9,7 +9,9 @@ use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
+use crate::engine::orders::{apply_new_orders, apply_snapshot, NewOrder};
 use crate::error::{Result, StoreError};
+use crate::model::{Ctx, OrderOutcome, OrderSnapshot};
 use crate::sql::Sql;
 
 /// How a unit of work ended inside its transaction, and how to deliver its result once the
@@ -22,7 +24,121 @@ pub struct Finish {
 /// A type-erased unit of work. A backend may run it more than once — after a conflict with a
 /// concurrent transaction it is rolled back and run again — and delivers only the last run's
 /// result.
-pub type Job = Box<dyn FnMut(&mut dyn Sql) -> Finish + Send>;
+pub struct Job {
+    run: Run,
+    /// Set when the unit applies one channel order and nothing else: a writer may then apply the
+    /// order together with the other new orders of its group (`apply_new_orders`), and `run` runs
+    /// only for an order that cannot be applied so.
+    order: Option<OrderUnit>,
+}
+
+/// What a unit of work does.
+type Run = Box<dyn FnMut(&mut dyn Sql) -> Finish + Send>;
+
+impl Job {
+    fn new(run: impl FnMut(&mut dyn Sql) -> Finish + Send + 'static) -> Self {
+        Self {
+            run: Box::new(run),
+            order: None,
+        }
+    }
+}
+
+/// The order a unit of work applies, and how to deliver it applied together with others.
+struct OrderUnit {
+    ctx: Ctx,
+    snapshot: Arc<OrderSnapshot>,
+    applied: Box<dyn FnMut(OrderOutcome) -> Finish + Send>,
+}
+
+/// The new orders of a group, applied together by one unit of work of their own
+/// ([`orders_together`]).
+pub(crate) struct OrdersTogether {
+    /// Which jobs of the group brought the orders, in order.
+    positions: Vec<usize>,
+    outcomes: Arc<Mutex<Vec<Option<OrderOutcome>>>>,
+}
+
+/// The unit of work that applies together the orders the jobs of a group bring, if any do.
+/// The backend runs it first in the group's transaction, in a savepoint of its own; if it was
+/// kept, [`OrdersTogether::finishes`] says which jobs it did.
+pub(crate) fn orders_together<'a>(
+    jobs: impl Iterator<Item = &'a Job>,
+) -> Option<(Job, OrdersTogether)> {
+    let mut positions = Vec::new();
+    let mut inputs = Vec::new();
+    for (i, job) in jobs.enumerate() {
+        if let Some(order) = &job.order {
+            positions.push(i);
+            inputs.push((order.ctx.clone(), order.snapshot.clone()));
+        }
+    }
+    if inputs.is_empty() {
+        return None;
+    }
+    let outcomes = Arc::new(Mutex::new(Vec::new()));
+    let kept = outcomes.clone();
+    let unit = Job::new(move |sql: &mut dyn Sql| {
+        let orders: Vec<NewOrder<'_>> = inputs
+            .iter()
+            .map(|(ctx, snapshot)| NewOrder { ctx, snapshot })
+            .collect();
+        match apply_new_orders(sql, &orders) {
+            Ok(outcomes) => {
+                if let Ok(mut kept) = kept.lock() {
+                    *kept = outcomes;
+                }
+                Finish {
+                    ok: true,
+                    deliver: Box::new(|_| {}),
+                }
+            }
+            Err(e) => {
+                // Each order then runs on its own, and meets the failure there if it is its own.
+                tracing::warn!(error = %e, "applying new orders together failed; each runs on its own");
+                Finish {
+                    ok: false,
+                    deliver: Box::new(|_| {}),
+                }
+            }
+        }
+    });
+    Some((
+        unit,
+        OrdersTogether {
+            positions,
+            outcomes,
+        },
+    ))
+}
+
+impl OrdersTogether {
+    /// Once the unit that applied the orders was kept: for each job of the group, in order, how
+    /// to deliver its result if its order was applied there (`None`: it runs on its own).
+    pub(crate) fn finishes<'a>(
+        self,
+        jobs: impl Iterator<Item = &'a mut Job>,
+    ) -> Vec<Option<Finish>> {
+        let mut outcomes = self
+            .outcomes
+            .lock()
+            .map(|mut o| std::mem::take(&mut *o))
+            .unwrap_or_default()
+            .into_iter();
+        let mut positions = self.positions.into_iter().peekable();
+        jobs.enumerate()
+            .map(|(i, job)| {
+                if positions.peek() != Some(&i) {
+                    return None;
+                }
+                positions.next();
+                let outcome = outcomes.next().flatten()?;
+                let order = job.order.as_mut()?;
+                Some((order.applied)(outcome))
+            })
+            .collect()
+    }
+}
 
 /// How many transactions committed and how many units of work they carried: the ratio is what
 /// group commit buys.
@@ -126,7 +242,7 @@ pub(crate) fn run_write_unit(job: &mut Job, sql: &mut dyn Sql) -> Finish {
 
 /// Runs a unit of work; a panic refuses it (its caller hears that the store is unavailable).
 pub(crate) fn run_job(job: &mut Job, sql: &mut dyn Sql) -> Finish {
-    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(sql))).unwrap_or_else(|_| {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(sql))).unwrap_or_else(|_| {
         tracing::error!("a unit of work panicked; it was rolled back");
         Finish {
             ok: false,
@@ -145,29 +261,35 @@ pub struct Store {
     backend: Arc<dyn Backend>,
 }
 
+/// Where a unit of work's result goes: the caller waiting for it, once.
+type Reply<T> = Arc<Mutex<Option<oneshot::Sender<Result<T>>>>>;
+
+/// How a unit of work that gave `result` ends: it is kept if it succeeded, and its caller hears
+/// the result once the transaction's fate is known.
+fn finish_with<T: Send + 'static>(reply: &Reply<T>, result: Result<T>) -> Finish {
+    let reply = reply.clone();
+    Finish {
+        ok: result.is_ok(),
+        deliver: Box::new(move |commit_error| {
+            let sender = reply.lock().ok().and_then(|mut t| t.take());
+            if let Some(sender) = sender {
+                let _ = sender.send(match commit_error {
+                    Some(e) => Err(e),
+                    None => result,
+                });
+            }
+        }),
+    }
+}
+
 fn job<T, F>(mut f: F) -> (Job, oneshot::Receiver<Result<T>>)
 where
     T: Send + 'static,
     F: FnMut(&mut dyn Sql) -> Result<T> + Send + 'static,
 {
     let (tx, rx) = oneshot::channel();
-    let tx = Arc::new(std::sync::Mutex::new(Some(tx)));
-    let job: Job = Box::new(move |sql: &mut dyn Sql| {
-        let result = f(sql);
-        let tx = tx.clone();
-        Finish {
-            ok: result.is_ok(),
-            deliver: Box::new(move |commit_error| {
-                let sender = tx.lock().ok().and_then(|mut t| t.take());
-                if let Some(sender) = sender {
-                    let _ = sender.send(match commit_error {
-                        Some(e) => Err(e),
-                        None => result,
-                    });
-                }
-            }),
-        }
-    });
+    let reply: Reply<T> = Arc::new(Mutex::new(Some(tx)));
+    let job = Job::new(move |sql: &mut dyn Sql| finish_with(&reply, f(sql)));
     (job, rx)
 }
 
@@ -197,6 +319,26 @@ impl Store {
         let (job, rx) = job(f);
         self.backend.enqueue_write_blocking(job)?;
         rx.blocking_recv().map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Applies a channel order's snapshot (`engine::orders::apply_snapshot`) and returns once
+    /// its transaction has committed. A new order may be applied together with the other new
+    /// orders of its group commit (`engine::orders::apply_new_orders`), with the same result.
+    pub async fn apply_order(&self, ctx: Ctx, snapshot: OrderSnapshot) -> Result<OrderOutcome> {
+        let (tx, rx) = oneshot::channel();
+        let reply: Reply<OrderOutcome> = Arc::new(Mutex::new(Some(tx)));
+        let snapshot = Arc::new(snapshot);
+        let (run_ctx, run_snapshot, run_reply) = (ctx.clone(), snapshot.clone(), reply.clone());
+        let mut job = Job::new(move |sql: &mut dyn Sql| {
+            finish_with(&run_reply, apply_snapshot(sql, &run_ctx, &run_snapshot))
+        });
+        job.order = Some(OrderUnit {
+            ctx,
+            snapshot,
+            applied: Box::new(move |outcome| finish_with(&reply, Ok(outcome))),
+        });
+        self.backend.enqueue_write(job).await?;
+        rx.await.map_err(|_| StoreError::Unavailable)?
     }
 
     pub async fn read<T, F>(&self, f: F) -> Result<T>

@@ -3,7 +3,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::{Deserialize, Serialize};
 use stockhub_core::quantity::parse_count;
@@ -122,6 +122,12 @@ pub async fn post_order(
     body: JsonBody<OrderBody>,
 ) -> ApiResult<Response> {
     let snap = snapshot(body.value, body.canonical.clone())?;
+    if caller.key.is_none() {
+        // Without an idempotency key the order is its unit's only work, and a new one may be
+        // applied together with the other new orders of its group commit.
+        let outcome = state.store.apply_order(caller.ctx, snap).await?;
+        return Ok((StatusCode::OK, Json(outcome)).into_response());
+    }
     write::run(&state, caller, &body.canonical, move |sql, ctx| {
         Ok((StatusCode::OK, orders::apply_snapshot(sql, ctx, &snap)?))
     })

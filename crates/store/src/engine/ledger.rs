@@ -1,5 +1,8 @@
 //! Appending to the ledger together with the stock level it changes, and reading it back.
-//! `record` is the only way stock levels change: the level update and its entry are one step.
+//! `record` (one entry) and `record_together` (many, under levels already read) are the only ways
+//! stock levels change: the level update and its entry are one step.
+
+use std::collections::BTreeMap;
 
 use serde_json::{json, Value as Json};
 use stockhub_core::{EntryKind, LineState};
@@ -7,7 +10,7 @@ use stockhub_core::{EntryKind, LineState};
 use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{Ctx, LedgerEntry, LedgerQuery, OrderKey};
-use crate::sql::{Row, Sql, Value};
+use crate::sql::{row_chunks, value_rows, Row, Sql, Value};
 
 /// A change of an order line's state, in units.
 pub type LineDelta = LineState;
@@ -65,35 +68,167 @@ pub fn record(sql: &mut dyn Sql, ctx: &Ctx, entry: &NewEntry<'_>) -> Result<Opti
         }
         _ => None,
     };
-    sql.before_ledger_insert()?;
     let now = sql.now_ms();
-    sql.execute_later(
-        "INSERT INTO ledger (at, kind, sku, location, delta_on_hand, delta_committed,
-             on_hand_after, committed_after, source, correlation_id, idempotency_key, channel,
-             order_id, line_id, reservation_id, allocation_id, line_delta, detail)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
-        &[
-            Value::Int(now),
-            entry.kind.as_str().into(),
-            entry.sku.into(),
-            entry.location.into(),
-            entry.delta_on_hand.into(),
-            entry.delta_committed.into(),
-            after.map(|a| a.0).into(),
-            after.map(|a| a.1).into(),
-            ctx.source.as_str().into(),
-            ctx.correlation_id.as_str().into(),
-            ctx.idempotency_key.as_deref().into(),
-            entry.channel.into(),
-            entry.order_id.into(),
-            entry.line_id.into(),
-            entry.reservation_id.into(),
-            entry.allocation_id.into(),
-            entry.line_delta.map(|d| line_delta_json(&d)).into(),
-            entry.detail.as_ref().map(Json::to_string).into(),
-        ],
-    )?;
+    append(sql, &[(ctx, entry, after)], now)?;
     Ok(after)
+}
+
+/// Records entries made under levels this unit of work already holds (read, and locked where
+/// other writers run): `levels` is each level's `(on_hand, committed)` as read. Each entry's
+/// level after it follows from the ones before, so every level changes in one statement for
+/// all its entries, and the entries are appended together. Refuses, changing nothing, entries
+/// that would break `0 ≤ committed ≤ on_hand` anywhere along the way, or whose level is not in
+/// `levels`.
+pub fn record_together(
+    sql: &mut dyn Sql,
+    entries: &[(&Ctx, NewEntry<'_>)],
+    levels: &BTreeMap<(String, String), (i64, i64)>,
+) -> Result<()> {
+    let mut now_levels = levels.clone();
+    let mut rows = Vec::with_capacity(entries.len());
+    for (ctx, entry) in entries {
+        let after = match entry.location {
+            Some(location) if entry.delta_on_hand != 0 || entry.delta_committed != 0 => {
+                let key = (entry.sku.to_owned(), location.to_owned());
+                let Some(level) = now_levels.get_mut(&key) else {
+                    return Err(StoreError::Invalid(format!(
+                        "{} at {location} was not read before its change",
+                        entry.sku
+                    )));
+                };
+                let (on_hand, committed) = *level;
+                let next = (
+                    on_hand + entry.delta_on_hand,
+                    committed + entry.delta_committed,
+                );
+                if next.0 < 0 || next.1 < 0 || next.1 > next.0 {
+                    return Err(StoreError::StockConflict(format!(
+                        "{} at {location} has on_hand {on_hand} and committed {committed}; a \
+                         change of {:+} on_hand and {:+} committed would leave on_hand {} and \
+                         committed {}, and on_hand may not fall below committed or 0",
+                        entry.sku, entry.delta_on_hand, entry.delta_committed, next.0, next.1
+                    )));
+                }
+                *level = next;
+                sql.defer_push_mark(entry.sku);
+                Some(next)
+            }
+            _ => None,
+        };
+        rows.push((*ctx, entry, after));
+    }
+    let changed: Vec<(&(String, String), Counts, Counts)> = now_levels
+        .iter()
+        .filter_map(|(key, after)| {
+            let before = levels[key];
+            (*after != before).then_some((key, before, *after))
+        })
+        .collect();
+    for chunk in row_chunks(changed.len()) {
+        let part = &changed[chunk];
+        // Each row's level must still be what was read: then the whole change is the one the
+        // entries describe, and the counts compared below prove it.
+        let select = (0..part.len())
+            .map(|i| {
+                let b = i * 6;
+                format!(
+                    "SELECT ?{} AS sku, ?{} AS location, CAST(?{} AS BIGINT) AS on_hand_before,
+                            CAST(?{} AS BIGINT) AS committed_before,
+                            CAST(?{} AS BIGINT) AS on_hand_after,
+                            CAST(?{} AS BIGINT) AS committed_after",
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4,
+                    b + 5,
+                    b + 6
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" UNION ALL ");
+        let mut params = Vec::with_capacity(part.len() * 6);
+        for ((sku, location), before, after) in part {
+            params.extend([
+                Value::from(sku.as_str()),
+                Value::from(location.as_str()),
+                Value::Int(before.0),
+                Value::Int(before.1),
+                Value::Int(after.0),
+                Value::Int(after.1),
+            ]);
+        }
+        let updated = sql.execute(
+            &format!(
+                "UPDATE stock_levels SET on_hand = v.on_hand_after, committed = v.committed_after
+                 FROM ({select}) AS v
+                 WHERE stock_levels.sku = v.sku AND stock_levels.location = v.location
+                   AND stock_levels.on_hand = v.on_hand_before
+                   AND stock_levels.committed = v.committed_before"
+            ),
+            &params,
+        )?;
+        if updated != part.len() as u64 {
+            return Err(StoreError::StockConflict(format!(
+                "{} of {} stock levels changed since they were read",
+                part.len() as u64 - updated,
+                part.len()
+            )));
+        }
+    }
+    let now = sql.now_ms();
+    append(sql, &rows, now)
+}
+
+/// `(on_hand, committed)` of a level.
+type Counts = (i64, i64);
+
+/// An entry to append, with who made it and the level it left behind (`None`: it changed none).
+type Appended<'a, 'b> = (&'a Ctx, &'a NewEntry<'b>, Option<Counts>);
+
+/// Appends entries to the ledger.
+fn append(sql: &mut dyn Sql, rows: &[Appended<'_, '_>], at: i64) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    sql.before_ledger_insert()?;
+    const COLUMNS: usize = 18;
+    for chunk in row_chunks(rows.len()) {
+        let part = &rows[chunk];
+        let mut params = Vec::with_capacity(part.len() * COLUMNS);
+        for (ctx, entry, after) in part {
+            params.extend([
+                Value::Int(at),
+                entry.kind.as_str().into(),
+                entry.sku.into(),
+                entry.location.into(),
+                entry.delta_on_hand.into(),
+                entry.delta_committed.into(),
+                after.map(|a| a.0).into(),
+                after.map(|a| a.1).into(),
+                ctx.source.as_str().into(),
+                ctx.correlation_id.as_str().into(),
+                ctx.idempotency_key.as_deref().into(),
+                entry.channel.into(),
+                entry.order_id.into(),
+                entry.line_id.into(),
+                entry.reservation_id.into(),
+                entry.allocation_id.into(),
+                entry.line_delta.map(|d| line_delta_json(&d)).into(),
+                entry.detail.as_ref().map(Json::to_string).into(),
+            ]);
+        }
+        sql.execute_later(
+            &format!(
+                "INSERT INTO ledger (at, kind, sku, location, delta_on_hand, delta_committed,
+                     on_hand_after, committed_after, source, correlation_id, idempotency_key,
+                     channel, order_id, line_id, reservation_id, allocation_id, line_delta, detail)
+                 VALUES {}",
+                value_rows(COLUMNS, part.len())
+            ),
+            &params,
+        )?;
+    }
+    Ok(())
 }
 
 /// The stored form of a line delta: only the fields that changed.

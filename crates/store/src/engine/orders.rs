@@ -4,8 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use stockhub_core::availability::free;
 use stockhub_core::order::{plan, LineTarget};
-use stockhub_core::{EntryKind, LineState, OrderStatus};
+use stockhub_core::{kit_units_at, EntryKind, LineState, OrderStatus};
 
 use super::catalog;
 use super::ledger::{self, record, NewEntry};
@@ -16,7 +17,7 @@ use crate::model::{
     Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
     OrderView, SnapshotLine, UnmappedLine,
 };
-use crate::sql::{lookups, Row, Sql, Value, LOOKUPS_PER_STATEMENT};
+use crate::sql::{lookups, row_chunks, value_rows, Row, Sql, Value, LOOKUPS_PER_STATEMENT};
 
 /// A stored line, as the engine works on it.
 #[derive(Clone)]
@@ -230,6 +231,329 @@ pub fn apply_snapshot(sql: &mut dyn Sql, ctx: &Ctx, snap: &OrderSnapshot) -> Res
         outcome,
         order: with_lines(sql, order_id, head)?,
     })
+}
+
+/// A new channel order to apply together with others (`apply_new_orders`).
+pub struct NewOrder<'a> {
+    pub ctx: &'a Ctx,
+    pub snapshot: &'a OrderSnapshot,
+}
+
+/// One line of an order `apply_new_orders` stores, as planned in memory.
+struct PlannedLine<'a> {
+    order: usize,
+    line: &'a SnapshotLine,
+    sku: String,
+    wanted: i64,
+    /// Units committed at each feeding location, in the order they were taken.
+    takes: Vec<(String, i64)>,
+    short: i64,
+}
+
+/// Applies new channel orders together, in a few statements for all of them (the writers use it
+/// for the orders of a group commit): what each order gets is what `apply_snapshot` would have
+/// given it, had the orders been applied one after another in the order given. It takes open
+/// orders not stored yet whose lines each sell one of our SKUs that is not a kit, named by its own
+/// code, and nothing shipped; for any other order (stored already or twice in the batch,
+/// cancelled, with an alias, a kit, an unknown SKU or channel, a repeated line id, a fulfilment)
+/// it answers `None` and changes nothing, and that order goes through `apply_snapshot`.
+pub fn apply_new_orders(
+    sql: &mut dyn Sql,
+    orders: &[NewOrder<'_>],
+) -> Result<Vec<Option<OrderOutcome>>> {
+    let mut out: Vec<Option<OrderOutcome>> = orders.iter().map(|_| None).collect();
+    let mut times: HashMap<(&str, &str), usize> = HashMap::new();
+    for o in orders {
+        *times
+            .entry((o.snapshot.channel.as_str(), o.snapshot.external_id.as_str()))
+            .or_default() += 1;
+    }
+    let parsed = |l: &SnapshotLine| {
+        stockhub_core::Sku::parse(&l.channel_sku)
+            .ok()
+            .map(|s| s.as_str().to_owned())
+    };
+    let mut taken: Vec<usize> = (0..orders.len())
+        .filter(|&i| {
+            let snap = orders[i].snapshot;
+            let mut ids = HashSet::new();
+            snap.status == OrderStatus::Open
+                && times[&(snap.channel.as_str(), snap.external_id.as_str())] == 1
+                && snap.lines.iter().all(|l| {
+                    ids.insert(l.line_id.as_str()) && l.fulfilment.is_none() && parsed(l).is_some()
+                })
+        })
+        .collect();
+    // The channels' feeding locations (channels are few: all are read at once); an unknown
+    // channel leaves its orders to `apply_snapshot`.
+    let mut feeding: HashMap<String, Vec<String>> = HashMap::new();
+    if !taken.is_empty() {
+        for record in catalog::list_channels(sql)? {
+            let used = taken
+                .iter()
+                .any(|&i| orders[i].snapshot.channel.as_str() == record.code);
+            if used {
+                feeding.insert(
+                    record.code.clone(),
+                    catalog::feeding_locations(sql, &record)?,
+                );
+            }
+        }
+    }
+    taken.retain(|&i| feeding.contains_key(orders[i].snapshot.channel.as_str()));
+    // Our SKUs: only plain variants named by their own code.
+    let wanted_skus: BTreeSet<String> = taken
+        .iter()
+        .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
+        .collect();
+    let mut plain: HashSet<String> = HashSet::new();
+    let keys: Vec<Value> = wanted_skus
+        .iter()
+        .map(|s| Value::from(s.as_str()))
+        .collect();
+    for chunk in keys.chunks(LOOKUPS_PER_STATEMENT) {
+        let query = lookups(
+            "SELECT sku, is_kit FROM variants WHERE sku = ?",
+            chunk.len(),
+        );
+        for r in sql.query(&query, chunk)? {
+            if r.int(1) != 1 {
+                plain.insert(r.text(0));
+            }
+        }
+    }
+    taken.retain(|&i| {
+        orders[i]
+            .snapshot
+            .lines
+            .iter()
+            .all(|l| parsed(l).is_some_and(|s| plain.contains(&s)))
+    });
+    if taken.is_empty() {
+        return Ok(out);
+    }
+    // Lock the levels (where other writers run), then read them once.
+    let skus: BTreeSet<String> = taken
+        .iter()
+        .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
+        .collect();
+    stock::lock_levels(sql, skus.iter().map(String::as_str))?;
+    let mut levels: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
+    let keys: Vec<Value> = skus.iter().map(|s| Value::from(s.as_str())).collect();
+    for chunk in keys.chunks(LOOKUPS_PER_STATEMENT) {
+        let query = lookups(
+            "SELECT sku, location, on_hand, committed FROM stock_levels WHERE sku = ?",
+            chunk.len(),
+        );
+        for r in sql.query(&query, chunk)? {
+            levels.insert((r.text(0), r.text(1)), (r.int(2), r.int(3)));
+        }
+    }
+    // Store the orders; one stored already (by an earlier transaction) is left out.
+    let now = sql.now_ms();
+    let mut ids: HashMap<(String, String), i64> = HashMap::new();
+    for chunk in row_chunks(taken.len()) {
+        let part = &taken[chunk];
+        let mut params = Vec::with_capacity(part.len() * 7);
+        for &i in part {
+            let snap = orders[i].snapshot;
+            params.extend([
+                Value::from(snap.channel.as_str()),
+                Value::from(snap.external_id.as_str()),
+                Value::from(snap.version),
+                Value::from(snap.status.as_str()),
+                Value::from(snap.raw.as_str()),
+                Value::Int(now),
+                Value::Int(now),
+            ]);
+        }
+        let rows = sql.query(
+            &format!(
+                "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
+                                     updated_at)
+                 VALUES {}
+                 ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, channel, external_id",
+                value_rows(7, part.len())
+            ),
+            &params,
+        )?;
+        for r in rows {
+            ids.insert((r.text(1), r.text(2)), r.int(0));
+        }
+    }
+    let order_id = |i: usize| {
+        let snap = orders[i].snapshot;
+        ids.get(&(snap.channel.as_str().to_owned(), snap.external_id.clone()))
+            .copied()
+    };
+    taken.retain(|&i| order_id(i).is_some());
+    // Plan every line against the levels as they stand after the orders before it.
+    let mut after = levels.clone();
+    let mut planned: Vec<PlannedLine<'_>> = Vec::new();
+    for &i in &taken {
+        let snap = orders[i].snapshot;
+        let locations = &feeding[snap.channel.as_str()];
+        for line in &snap.lines {
+            let wanted = LineTarget::new(line.quantity, snap.status).active;
+            let add = plan(&LineState::default(), LineTarget { active: wanted }).add;
+            let sku = parsed(line).unwrap_or_default();
+            let mut remaining = add;
+            let mut takes = Vec::new();
+            for location in locations {
+                if remaining == 0 {
+                    break;
+                }
+                let Some(level) = after.get_mut(&(sku.clone(), location.clone())) else {
+                    continue;
+                };
+                let take = kit_units_at([(free(level.0, level.1), 1)]).min(remaining);
+                if take > 0 {
+                    level.1 += take;
+                    takes.push((location.clone(), take));
+                    remaining -= take;
+                }
+            }
+            planned.push(PlannedLine {
+                order: i,
+                line,
+                sku,
+                wanted,
+                takes,
+                short: remaining,
+            });
+        }
+    }
+    // The lines, as they end.
+    let mut line_rows: HashMap<(i64, String), i64> = HashMap::new();
+    for chunk in row_chunks(planned.len()) {
+        let part = &planned[chunk];
+        let mut params = Vec::with_capacity(part.len() * 7);
+        for p in part {
+            let committed: i64 = p.takes.iter().map(|(_, n)| n).sum();
+            params.extend([
+                Value::Int(order_id(p.order).unwrap_or_default()),
+                Value::from(p.line.line_id.as_str()),
+                Value::from(p.line.channel_sku.as_str()),
+                Value::from(p.sku.as_str()),
+                Value::Int(p.wanted),
+                Value::Int(committed),
+                Value::Int(p.short),
+            ]);
+        }
+        let rows = sql.query(
+            &format!(
+                "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted, committed,
+                                          short)
+                 VALUES {} RETURNING id, order_id, line_id",
+                value_rows(7, part.len())
+            ),
+            &params,
+        )?;
+        for r in rows {
+            line_rows.insert((r.int(1), r.text(2)), r.int(0));
+        }
+    }
+    let holders: Vec<Holder> = planned
+        .iter()
+        .map(|p| {
+            let order_id = order_id(p.order).unwrap_or_default();
+            Ok(Holder::Line {
+                row_id: *line_rows
+                    .get(&(order_id, p.line.line_id.clone()))
+                    .ok_or_else(|| StoreError::Invalid("an order line was not stored".into()))?,
+                order_id,
+                line_id: p.line.line_id.clone(),
+                channel: orders[p.order].snapshot.channel.as_str().to_owned(),
+            })
+        })
+        .collect::<Result<_>>()?;
+    // Their allocations: one per line and location, new.
+    let takes: Vec<(&Holder, &PlannedLine<'_>, &str, i64)> = planned
+        .iter()
+        .zip(&holders)
+        .flat_map(|(p, h)| p.takes.iter().map(move |(l, n)| (h, p, l.as_str(), *n)))
+        .collect();
+    let mut allocation_ids: HashMap<(String, String), i64> = HashMap::new();
+    for chunk in row_chunks(takes.len()) {
+        let part = &takes[chunk];
+        let mut params = Vec::with_capacity(part.len() * 5);
+        for (holder, p, location, n) in part {
+            let recipe = vec![(p.sku.clone(), 1_i64)];
+            params.extend([
+                Value::from("line"),
+                Value::from(holder.id()),
+                Value::from(*location),
+                Value::from(serde_json::to_string(&recipe).unwrap_or_default()),
+                Value::Int(*n),
+            ]);
+        }
+        let rows = sql.query(
+            &format!(
+                "INSERT INTO allocations (holder_kind, holder_id, location, recipe, committed)
+                 VALUES {} RETURNING id, holder_id, location",
+                value_rows(5, part.len())
+            ),
+            &params,
+        )?;
+        for r in rows {
+            allocation_ids.insert((r.text(1), r.text(2)), r.int(0));
+        }
+    }
+    // The entries, in the order `apply_snapshot` would record them.
+    let mut entries = Vec::new();
+    for (p, holder) in planned.iter().zip(&holders) {
+        let ctx = orders[p.order].ctx;
+        for (location, n) in &p.takes {
+            let mut e = holder.entry(EntryKind::OrderCommitted, &p.sku, Some(location));
+            e.delta_committed = *n;
+            e.allocation_id = allocation_ids
+                .get(&(holder.id(), location.clone()))
+                .copied();
+            e.line_delta = Some(LineState {
+                committed: *n,
+                ..LineState::default()
+            });
+            entries.push((ctx, e));
+        }
+        if p.short > 0 {
+            let committed = p.wanted - p.short;
+            let order = order_id(p.order).unwrap_or_default();
+            let mut e = entry_for(holder, EntryKind::Oversold, &p.sku, order);
+            e.line_delta = Some(LineState {
+                short: p.short,
+                ..LineState::default()
+            });
+            e.detail = Some(
+                serde_json::json!({ "requested": p.wanted, "committed": committed, "short": p.short }),
+            );
+            entries.push((ctx, e));
+        }
+    }
+    ledger::record_together(sql, &entries, &levels)?;
+    // Every order's answer, read back as `apply_snapshot` reads it.
+    let heads: Vec<(i64, OrderView)> = taken
+        .iter()
+        .map(|&i| {
+            let snap = orders[i].snapshot;
+            let head = OrderView {
+                channel: snap.channel.as_str().to_owned(),
+                external_id: snap.external_id.clone(),
+                version: snap.version,
+                status: snap.status,
+                created_at_ms: now,
+                updated_at_ms: now,
+                lines: Vec::new(),
+            };
+            (order_id(i).unwrap_or_default(), head)
+        })
+        .collect();
+    for (&i, view) in taken.iter().zip(with_lines_of(sql, heads)?) {
+        out[i] = Some(OrderOutcome {
+            outcome: "created",
+            order: view,
+        });
+    }
+    Ok(out)
 }
 
 fn reduction_kind(status: OrderStatus) -> EntryKind {
@@ -908,27 +1232,55 @@ pub fn order_view(sql: &mut dyn Sql, order_id: i64) -> Result<OrderView> {
 
 /// `head` (an order's own fields) with the order's lines and their allocations.
 fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<OrderView> {
-    let lines = lines_of(sql, order_id)?;
+    Ok(with_lines_of(sql, vec![(order_id, head)])?
+        .pop()
+        .unwrap_or_else(|| unreachable!("one order in, one out")))
+}
+
+/// `with_lines` for many orders: one statement per [`LOOKUPS_PER_STATEMENT`] orders, and as many
+/// for their lines' allocations.
+fn with_lines_of(sql: &mut dyn Sql, heads: Vec<(i64, OrderView)>) -> Result<Vec<OrderView>> {
+    let ids: Vec<Value> = heads.iter().map(|(id, _)| Value::Int(*id)).collect();
+    let mut lines: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
+    for chunk in ids.chunks(LOOKUPS_PER_STATEMENT) {
+        let select = concat!(
+            "SELECT ",
+            line_columns!(),
+            ", ol.order_id FROM order_lines ol WHERE ol.order_id = ?"
+        );
+        let query = format!("{} ORDER BY 1", lookups(select, chunk.len()));
+        for r in sql.query(&query, chunk)? {
+            lines.entry(r.int(12)).or_default().push(line_from_row(&r));
+        }
+    }
     // An unmapped line holds nothing.
     let mapped: Vec<i64> = lines
-        .iter()
+        .values()
+        .flatten()
         .filter(|l| l.sku.is_some())
         .map(|l| l.row_id)
         .collect();
     let mut allocations = stock::allocations_of_lines(sql, &mapped)?;
-    let lines = lines
+    Ok(heads
         .into_iter()
-        .map(|line| LineView {
-            ordered: line.state.ordered(),
-            allocations: allocations.remove(&line.row_id).unwrap_or_default(),
-            line_id: line.line_id,
-            channel_sku: line.channel_sku,
-            sku: line.sku,
-            wanted: line.wanted,
-            state: line.state,
+        .map(|(id, head)| {
+            let lines = lines
+                .remove(&id)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|line| LineView {
+                    ordered: line.state.ordered(),
+                    allocations: allocations.remove(&line.row_id).unwrap_or_default(),
+                    line_id: line.line_id,
+                    channel_sku: line.channel_sku,
+                    sku: line.sku,
+                    wanted: line.wanted,
+                    state: line.state,
+                })
+                .collect();
+            OrderView { lines, ..head }
         })
-        .collect();
-    Ok(OrderView { lines, ..head })
+        .collect())
 }
 
 pub fn get_order(sql: &mut dyn Sql, channel: &str, external_id: &str) -> Result<OrderView> {

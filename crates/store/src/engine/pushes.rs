@@ -23,7 +23,7 @@ use super::listings::{listing_from_row, ListingView, LISTING_COLUMNS};
 use super::stock::{current_recipe, free_units_at};
 use crate::args;
 use crate::error::Result;
-use crate::sql::Sql;
+use crate::sql::{placeholders, Sql, Value, LOOKUPS_PER_STATEMENT};
 
 const MARK_SELECTED: &str = "
     ON CONFLICT (channel, sku) DO UPDATE SET generation = push_marks.generation + 1,
@@ -37,29 +37,39 @@ const MARK_SELECTED: &str = "
 
 /// Marks every channel that lists `sku`, or a kit made of it, for a push.
 pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
+    mark_skus(sql, &[sku.to_owned()])
+}
+
+/// Marks every channel that lists one of `skus`, or a kit made of one, for a push: one
+/// statement for up to [`LOOKUPS_PER_STATEMENT`] SKUs.
+pub fn mark_skus(sql: &mut dyn Sql, skus: &[String]) -> Result<()> {
     let now = sql.now_ms();
-    sql.execute_later(
-        &format!(
-            "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
-             SELECT channel, sku, 'pending', 1, CAST(?2 AS BIGINT), CAST(?2 AS BIGINT) FROM (
-                 SELECT channel, sku FROM listings WHERE sku = ?1
-                 UNION
-                 SELECT l.channel, l.sku FROM listings l
-                 JOIN kit_components k ON k.kit_sku = l.sku WHERE k.component_sku = ?1
-             ) AS listed WHERE true
-             {MARK_SELECTED}"
-        ),
-        args![sku, now],
-    )?;
+    for chunk in skus.chunks(LOOKUPS_PER_STATEMENT) {
+        let list = placeholders(chunk.len());
+        let at = chunk.len() + 1;
+        let mut params: Vec<Value> = chunk.iter().map(|s| Value::from(s.as_str())).collect();
+        params.push(Value::Int(now));
+        sql.execute_later(
+            &format!(
+                "INSERT INTO push_marks (channel, sku, state, generation, marked_at, next_attempt_at)
+                 SELECT channel, sku, 'pending', 1, CAST(?{at} AS BIGINT), CAST(?{at} AS BIGINT) FROM (
+                     SELECT channel, sku FROM listings WHERE sku IN ({list})
+                     UNION
+                     SELECT l.channel, l.sku FROM listings l
+                     JOIN kit_components k ON k.kit_sku = l.sku WHERE k.component_sku IN ({list})
+                 ) AS listed WHERE true ORDER BY channel, sku
+                 {MARK_SELECTED}"
+            ),
+            &params,
+        )?;
+    }
     Ok(())
 }
 
 /// Marks the SKUs a unit of work noted (`Sql::defer_push_mark`), once each.
 pub fn mark_deferred(sql: &mut dyn Sql) -> Result<()> {
-    for sku in sql.take_push_marks() {
-        mark(sql, &sku)?;
-    }
-    Ok(())
+    let skus = sql.take_push_marks();
+    mark_skus(sql, &skus)
 }
 
 /// Marks one SKU on one channel (after discovery, or an operator's resync).

@@ -35,7 +35,7 @@ impl Holder {
         }
     }
 
-    fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         match self {
             Self::Line { row_id, .. } => row_id.to_string(),
             Self::Reservation { id, .. } => id.to_string(),
@@ -49,7 +49,7 @@ impl Holder {
     }
 
     /// An entry about this holder, with the holder's identifiers filled in.
-    fn entry<'a>(
+    pub(crate) fn entry<'a>(
         &'a self,
         kind: EntryKind,
         sku: &'a str,
