@@ -43,12 +43,20 @@ pub fn apply_batch(
             }
         }
     }
-    if errors.is_empty() {
-        Ok(results)
-    } else {
-        Err(StoreError::Batch(errors))
+    if !errors.is_empty() {
+        return Err(StoreError::Batch(errors));
     }
+    if items.len() >= BULK_LOAD_ITEMS && sql.has_concurrent_writers() {
+        // PostgreSQL has no statistics for rows loaded in bulk until autovacuum analyzes them,
+        // a minute or more later; meanwhile it plans whole-table scans for the look-ups and
+        // locks of many SKUs at once that orders take (10-45 ms each instead of about 1).
+        sql.execute("ANALYZE variants, stock_levels", &[])?;
+    }
+    Ok(results)
 }
+
+/// A batch of at least this many movements is a bulk load (see `apply_batch`).
+const BULK_LOAD_ITEMS: usize = 1_000;
 
 fn apply_item(
     sql: &mut dyn Sql,
