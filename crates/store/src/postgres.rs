@@ -375,15 +375,7 @@ impl Sql for Conn<'_> {
         let Some(Answer::Rows(rows)) = self.run(Some((sql, params, Want::Rows)))? else {
             return Ok(Vec::new());
         };
-        let mut out = Vec::with_capacity(rows.len());
-        for row in rows {
-            let mut values = Vec::with_capacity(row.len());
-            for i in 0..row.len() {
-                values.push(row.try_get::<_, Value>(i).map_err(|e| self.fail(sql, e))?);
-            }
-            out.push(Row(values));
-        }
-        Ok(out)
+        self.rows(sql, rows)
     }
 
     fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64> {
@@ -391,6 +383,61 @@ impl Sql for Conn<'_> {
             Some(Answer::Count(n)) => Ok(n),
             _ => Ok(0),
         }
+    }
+
+    fn query_all(&mut self, statements: &[(String, Vec<Value>)]) -> Result<Vec<Vec<Row>>> {
+        // Fewer than 30 calls at once are polled, and so sent, in order (`run`): at most
+        // MAX_DEFERRED - 1 deferred ones and these.
+        const AT_ONCE: usize = 29 - (MAX_DEFERRED - 1);
+        if statements.len() > AT_ONCE {
+            let mut out = Vec::with_capacity(statements.len());
+            for part in statements.chunks(AT_ONCE) {
+                out.extend(self.query_all(part)?);
+            }
+            return Ok(out);
+        }
+        let mut prepared = Vec::with_capacity(statements.len());
+        for (sql, _) in statements {
+            prepared.push(self.conn.prepare(sql).map_err(|e| self.fail(sql, e))?);
+        }
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = statements
+            .iter()
+            .map(|(_, params)| params.iter().map(|p| p as _).collect())
+            .collect();
+        // What is deferred goes first, then the statements, in one round trip.
+        let deferred = std::mem::take(&mut self.deferred);
+        let deferred_params: Vec<Vec<&(dyn ToSql + Sync)>> = deferred
+            .iter()
+            .map(|d| d.params.iter().map(|p| p as _).collect())
+            .collect();
+        let mut answers = {
+            let client = &self.conn.client;
+            let mut calls = Vec::with_capacity(deferred.len() + statements.len());
+            for (d, params) in deferred.iter().zip(&deferred_params) {
+                calls.push(send(client, &d.statement, params, Want::Count));
+            }
+            for (statement, params) in prepared.iter().zip(&params) {
+                calls.push(send(client, statement, params, Want::Rows));
+            }
+            // Polled in order, so sent in order.
+            self.conn.wait(futures_util::future::join_all(calls))
+        };
+        let answered = answers.split_off(deferred.len());
+        for (d, result) in deferred.iter().zip(answers) {
+            if let Err(e) = result {
+                self.start_failed |= d.starts_unit;
+                return Err(self.fail(&d.sql, e));
+            }
+        }
+        let mut out = Vec::with_capacity(statements.len());
+        for ((sql, _), result) in statements.iter().zip(answered) {
+            match result {
+                Ok(Answer::Rows(rows)) => out.push(self.rows(sql, rows)?),
+                Ok(Answer::Count(_)) => out.push(Vec::new()),
+                Err(e) => return Err(self.fail(sql, e)),
+            }
+        }
+        Ok(out)
     }
 
     fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
@@ -531,6 +578,19 @@ impl Conn<'_> {
             (Some((sql, ..)), Some(result)) => result.map(Some).map_err(|e| self.fail(sql, e)),
             _ => Ok(None),
         }
+    }
+
+    /// The rows of an answer to `sql`, as the engine reads them.
+    fn rows(&mut self, sql: &str, rows: Vec<tokio_postgres::Row>) -> Result<Vec<Row>> {
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let mut values = Vec::with_capacity(row.len());
+            for i in 0..row.len() {
+                values.push(row.try_get::<_, Value>(i).map_err(|e| self.fail(sql, e))?);
+            }
+            out.push(Row(values));
+        }
+        Ok(out)
     }
 
     /// Queues the statements that start a unit of work, to go with its first statement.

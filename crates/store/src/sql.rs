@@ -101,6 +101,15 @@ pub trait Sql {
     fn execute_later(&mut self, sql: &str, params: &[Value]) -> Result<()> {
         self.execute(sql, params).map(drop)
     }
+
+    /// Runs statements in order and answers each one's rows. A backend that talks to its
+    /// database over a network sends them together (one round trip for all).
+    fn query_all(&mut self, statements: &[(String, Vec<Value>)]) -> Result<Vec<Vec<Row>>> {
+        statements
+            .iter()
+            .map(|(sql, params)| self.query(sql, params))
+            .collect()
+    }
     /// The database clock, in milliseconds since the epoch.
     fn now_ms(&mut self) -> i64;
 

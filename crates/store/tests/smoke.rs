@@ -314,3 +314,58 @@ fn a_statement_sent_later_fails_its_own_unit_and_no_other(backend) {
     assert_eq!(kept, expected);
 }
 }
+
+stockhub_store::test_on_both_backends! {
+fn statements_sent_together_run_in_order_and_answer_each(backend) {
+    let Some(db) = test_database(backend, "together") else { return };
+    let store =
+        stockhub_store::open(&db.url, Arc::new(ManualClock::new(1_000_000)), &StoreOptions::default())
+            .unwrap();
+    // A deferred statement, then 20 (more than go out at once) that each see the ones before.
+    let answers = store
+        .write_blocking(|sql| {
+            sql.execute_later(
+                "INSERT INTO locations (code, name, created_at) VALUES ('l-00', 'first', 0)",
+                &[],
+            )?;
+            let statements: Vec<(String, Vec<stockhub_store::sql::Value>)> = (1..=20)
+                .map(|i| {
+                    (
+                        format!(
+                            "INSERT INTO locations (code, name, created_at)
+                             SELECT 'l-{i:02}', CAST(count(*) AS TEXT), 0 FROM locations
+                             RETURNING code, name"
+                        ),
+                        Vec::new(),
+                    )
+                })
+                .collect();
+            sql.query_all(&statements)
+        })
+        .unwrap();
+    let got: Vec<(String, String)> = answers
+        .iter()
+        .map(|rows| (rows[0].text(0), rows[0].text(1)))
+        .collect();
+    let expected: Vec<(String, String)> =
+        (1..=20).map(|i| (format!("l-{i:02}"), i.to_string())).collect();
+    assert_eq!(got, expected);
+    // A statement the database refuses fails the unit, and nothing of it is kept.
+    let refused = store.write_blocking(|sql| {
+        let statements = vec![
+            ("INSERT INTO locations (code, name, created_at) VALUES ('kept-not', 'x', 0) RETURNING code".to_owned(), Vec::new()),
+            ("INSERT INTO locations (code, name, created_at) VALUES ('l-01', 'again', 0) RETURNING code".to_owned(), Vec::new()),
+        ];
+        sql.query_all(&statements)
+    });
+    assert!(refused.is_err(), "{refused:?}");
+    let codes: Vec<String> = store
+        .read_blocking(|sql| catalog::list_locations(sql))
+        .unwrap()
+        .into_iter()
+        .map(|l| l.code)
+        .collect();
+    assert_eq!(codes.len(), 21, "{codes:?}");
+    assert!(!codes.contains(&"kept-not".to_owned()));
+}
+}

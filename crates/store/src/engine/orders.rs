@@ -311,15 +311,16 @@ pub fn apply_new_orders(
         .iter()
         .map(|s| Value::from(s.as_str()))
         .collect();
-    for chunk in keys.chunks(LOOKUPS_PER_STATEMENT) {
-        let query = lookups(
-            "SELECT sku, is_kit FROM variants WHERE sku = ?",
-            chunk.len(),
-        );
-        for r in sql.query(&query, chunk)? {
-            if r.int(1) != 1 {
-                plain.insert(r.text(0));
-            }
+    let queries: Vec<(String, Vec<Value>)> = keys
+        .chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            let select = "SELECT sku, is_kit FROM variants WHERE sku = ?";
+            (lookups(select, chunk.len()), chunk.to_vec())
+        })
+        .collect();
+    for r in sql.query_all(&queries)?.into_iter().flatten() {
+        if r.int(1) != 1 {
+            plain.insert(r.text(0));
         }
     }
     taken.retain(|&i| {
@@ -340,18 +341,20 @@ pub fn apply_new_orders(
     stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     let mut levels: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let keys: Vec<Value> = skus.iter().map(|s| Value::from(s.as_str())).collect();
-    for chunk in keys.chunks(LOOKUPS_PER_STATEMENT) {
-        let query = lookups(
-            "SELECT sku, location, on_hand, committed FROM stock_levels WHERE sku = ?",
-            chunk.len(),
-        );
-        for r in sql.query(&query, chunk)? {
-            levels.insert((r.text(0), r.text(1)), (r.int(2), r.int(3)));
-        }
+    let queries: Vec<(String, Vec<Value>)> = keys
+        .chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            let select = "SELECT sku, location, on_hand, committed FROM stock_levels WHERE sku = ?";
+            (lookups(select, chunk.len()), chunk.to_vec())
+        })
+        .collect();
+    for r in sql.query_all(&queries)?.into_iter().flatten() {
+        levels.insert((r.text(0), r.text(1)), (r.int(2), r.int(3)));
     }
     // Store the orders; one stored already (by an earlier transaction) is left out.
     let now = sql.now_ms();
     let mut ids: HashMap<(String, String), i64> = HashMap::new();
+    let mut inserts = Vec::new();
     for chunk in row_chunks(taken.len()) {
         let part = &taken[chunk];
         let mut params = Vec::with_capacity(part.len() * 7);
@@ -367,19 +370,17 @@ pub fn apply_new_orders(
                 Value::Int(now),
             ]);
         }
-        let rows = sql.query(
-            &format!(
-                "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
-                                     updated_at)
-                 VALUES {}
-                 ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, channel, external_id",
-                value_rows(7, part.len())
-            ),
-            &params,
-        )?;
-        for r in rows {
-            ids.insert((r.text(1), r.text(2)), r.int(0));
-        }
+        let query = format!(
+            "INSERT INTO orders (channel, external_id, version, status, snapshot, created_at,
+                                 updated_at)
+             VALUES {}
+             ON CONFLICT (channel, external_id) DO NOTHING RETURNING id, channel, external_id",
+            value_rows(7, part.len())
+        );
+        inserts.push((query, params));
+    }
+    for r in sql.query_all(&inserts)?.into_iter().flatten() {
+        ids.insert((r.text(1), r.text(2)), r.int(0));
     }
     let order_id = |i: usize| {
         let snap = orders[i].snapshot;
@@ -425,6 +426,7 @@ pub fn apply_new_orders(
     }
     // The lines, as they end.
     let mut line_rows: HashMap<(i64, String), i64> = HashMap::new();
+    let mut inserts = Vec::new();
     for chunk in row_chunks(planned.len()) {
         let part = &planned[chunk];
         let mut params = Vec::with_capacity(part.len() * 7);
@@ -440,18 +442,16 @@ pub fn apply_new_orders(
                 Value::Int(p.short),
             ]);
         }
-        let rows = sql.query(
-            &format!(
-                "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted, committed,
-                                          short)
-                 VALUES {} RETURNING id, order_id, line_id",
-                value_rows(7, part.len())
-            ),
-            &params,
-        )?;
-        for r in rows {
-            line_rows.insert((r.int(1), r.text(2)), r.int(0));
-        }
+        let query = format!(
+            "INSERT INTO order_lines (order_id, line_id, channel_sku, sku, wanted, committed,
+                                      short)
+             VALUES {} RETURNING id, order_id, line_id",
+            value_rows(7, part.len())
+        );
+        inserts.push((query, params));
+    }
+    for r in sql.query_all(&inserts)?.into_iter().flatten() {
+        line_rows.insert((r.int(1), r.text(2)), r.int(0));
     }
     let holders: Vec<Holder> = planned
         .iter()
@@ -474,6 +474,7 @@ pub fn apply_new_orders(
         .flat_map(|(p, h)| p.takes.iter().map(move |(l, n)| (h, p, l.as_str(), *n)))
         .collect();
     let mut allocation_ids: HashMap<(String, String), i64> = HashMap::new();
+    let mut inserts = Vec::new();
     for chunk in row_chunks(takes.len()) {
         let part = &takes[chunk];
         let mut params = Vec::with_capacity(part.len() * 5);
@@ -487,17 +488,15 @@ pub fn apply_new_orders(
                 Value::Int(*n),
             ]);
         }
-        let rows = sql.query(
-            &format!(
-                "INSERT INTO allocations (holder_kind, holder_id, location, recipe, committed)
-                 VALUES {} RETURNING id, holder_id, location",
-                value_rows(5, part.len())
-            ),
-            &params,
-        )?;
-        for r in rows {
-            allocation_ids.insert((r.text(1), r.text(2)), r.int(0));
-        }
+        let query = format!(
+            "INSERT INTO allocations (holder_kind, holder_id, location, recipe, committed)
+             VALUES {} RETURNING id, holder_id, location",
+            value_rows(5, part.len())
+        );
+        inserts.push((query, params));
+    }
+    for r in sql.query_all(&inserts)?.into_iter().flatten() {
+        allocation_ids.insert((r.text(1), r.text(2)), r.int(0));
     }
     // The entries, in the order `apply_snapshot` would record them.
     let mut entries = Vec::new();
@@ -1242,16 +1241,22 @@ fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<Order
 fn with_lines_of(sql: &mut dyn Sql, heads: Vec<(i64, OrderView)>) -> Result<Vec<OrderView>> {
     let ids: Vec<Value> = heads.iter().map(|(id, _)| Value::Int(*id)).collect();
     let mut lines: BTreeMap<i64, Vec<Line>> = BTreeMap::new();
-    for chunk in ids.chunks(LOOKUPS_PER_STATEMENT) {
-        let select = concat!(
-            "SELECT ",
-            line_columns!(),
-            ", ol.order_id FROM order_lines ol WHERE ol.order_id = ?"
-        );
-        let query = format!("{} ORDER BY 1", lookups(select, chunk.len()));
-        for r in sql.query(&query, chunk)? {
-            lines.entry(r.int(12)).or_default().push(line_from_row(&r));
-        }
+    let select = concat!(
+        "SELECT ",
+        line_columns!(),
+        ", ol.order_id FROM order_lines ol WHERE ol.order_id = ?"
+    );
+    let queries: Vec<(String, Vec<Value>)> = ids
+        .chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            (
+                format!("{} ORDER BY 1", lookups(select, chunk.len())),
+                chunk.to_vec(),
+            )
+        })
+        .collect();
+    for r in sql.query_all(&queries)?.into_iter().flatten() {
+        lines.entry(r.int(12)).or_default().push(line_from_row(&r));
     }
     // An unmapped line holds nothing.
     let mapped: Vec<i64> = lines

@@ -302,14 +302,17 @@ pub fn allocations_of_lines(
         "SELECT {ALLOCATION_COLUMNS}, holder_id
          FROM allocations WHERE holder_kind = 'line' AND holder_id = ?"
     );
-    for chunk in line_row_ids.chunks(LOOKUPS_PER_STATEMENT) {
-        let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
-        let query = format!("{} ORDER BY id", lookups(&select, ids.len()));
-        for r in sql.query(&query, &ids)? {
-            out.entry(r.int(6))
-                .or_default()
-                .push(AllocationRow::from_row(&r).view());
-        }
+    let queries: Vec<(String, Vec<Value>)> = line_row_ids
+        .chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
+            (format!("{} ORDER BY id", lookups(&select, ids.len())), ids)
+        })
+        .collect();
+    for r in sql.query_all(&queries)?.into_iter().flatten() {
+        out.entry(r.int(6))
+            .or_default()
+            .push(AllocationRow::from_row(&r).view());
     }
     Ok(out)
 }
