@@ -224,6 +224,27 @@ pub(crate) fn lookups(select: &str, keys: usize) -> String {
         .join(" UNION ALL ")
 }
 
+/// The rows `select` finds for each of `keys` ([`lookups`]): one statement per
+/// [`LOOKUPS_PER_STATEMENT`] keys, all sent together (`Sql::query_all`); `order_by` (such as
+/// ` ORDER BY 1`, or nothing) orders each statement's rows.
+pub(crate) fn look_up_all(
+    sql: &mut dyn Sql,
+    select: &str,
+    order_by: &str,
+    keys: &[Value],
+) -> Result<Vec<Row>> {
+    let queries: Vec<(String, Vec<Value>)> = keys
+        .chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            (
+                format!("{}{order_by}", lookups(select, chunk.len())),
+                chunk.to_vec(),
+            )
+        })
+        .collect();
+    Ok(sql.query_all(&queries)?.into_iter().flatten().collect())
+}
+
 /// Builds a parameter slice: `args![sku, location, 3]`.
 #[macro_export]
 macro_rules! args {

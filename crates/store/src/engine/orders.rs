@@ -17,7 +17,7 @@ use crate::model::{
     Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
     OrderView, SnapshotLine, UnmappedLine,
 };
-use crate::sql::{lookups, row_chunks, value_rows, Row, Sql, Value, LOOKUPS_PER_STATEMENT};
+use crate::sql::{look_up_all, row_chunks, value_rows, Row, Sql, Value};
 
 /// A stored line, as the engine works on it.
 #[derive(Clone)]
@@ -311,14 +311,8 @@ pub fn apply_new_orders(
         .iter()
         .map(|s| Value::from(s.as_str()))
         .collect();
-    let queries: Vec<(String, Vec<Value>)> = keys
-        .chunks(LOOKUPS_PER_STATEMENT)
-        .map(|chunk| {
-            let select = "SELECT sku, is_kit FROM variants WHERE sku = ?";
-            (lookups(select, chunk.len()), chunk.to_vec())
-        })
-        .collect();
-    for r in sql.query_all(&queries)?.into_iter().flatten() {
+    let select = "SELECT sku, is_kit FROM variants WHERE sku = ?";
+    for r in look_up_all(sql, select, "", &keys)? {
         if r.int(1) != 1 {
             plain.insert(r.text(0));
         }
@@ -341,14 +335,8 @@ pub fn apply_new_orders(
     stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     let mut levels: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let keys: Vec<Value> = skus.iter().map(|s| Value::from(s.as_str())).collect();
-    let queries: Vec<(String, Vec<Value>)> = keys
-        .chunks(LOOKUPS_PER_STATEMENT)
-        .map(|chunk| {
-            let select = "SELECT sku, location, on_hand, committed FROM stock_levels WHERE sku = ?";
-            (lookups(select, chunk.len()), chunk.to_vec())
-        })
-        .collect();
-    for r in sql.query_all(&queries)?.into_iter().flatten() {
+    let select = "SELECT sku, location, on_hand, committed FROM stock_levels WHERE sku = ?";
+    for r in look_up_all(sql, select, "", &keys)? {
         levels.insert((r.text(0), r.text(1)), (r.int(2), r.int(3)));
     }
     // Store the orders; one stored already (by an earlier transaction) is left out.
@@ -614,14 +602,9 @@ fn resolve_skus<'a>(
         .collect();
     let mut kinds: HashMap<String, bool> = HashMap::new();
     let values: Vec<Value> = ours.values().map(|s| Value::from(s.as_str())).collect();
-    for chunk in values.chunks(LOOKUPS_PER_STATEMENT) {
-        let query = lookups(
-            "SELECT sku, is_kit FROM variants WHERE sku = ?",
-            chunk.len(),
-        );
-        for r in sql.query(&query, chunk)? {
-            kinds.insert(r.text(0), r.int(1) == 1);
-        }
+    let select = "SELECT sku, is_kit FROM variants WHERE sku = ?";
+    for r in look_up_all(sql, select, "", &values)? {
+        kinds.insert(r.text(0), r.int(1) == 1);
     }
     let mut out = HashMap::with_capacity(channel_skus.len());
     for channel_sku in channel_skus {
@@ -1236,7 +1219,7 @@ fn with_lines(sql: &mut dyn Sql, order_id: i64, head: OrderView) -> Result<Order
         .unwrap_or_else(|| unreachable!("one order in, one out")))
 }
 
-/// `with_lines` for many orders: one statement per [`LOOKUPS_PER_STATEMENT`] orders, and as many
+/// `with_lines` for many orders: one statement per 32 orders (`sql::look_up_all`), and as many
 /// for their lines' allocations.
 fn with_lines_of(sql: &mut dyn Sql, heads: Vec<(i64, OrderView)>) -> Result<Vec<OrderView>> {
     let ids: Vec<Value> = heads.iter().map(|(id, _)| Value::Int(*id)).collect();
@@ -1246,16 +1229,7 @@ fn with_lines_of(sql: &mut dyn Sql, heads: Vec<(i64, OrderView)>) -> Result<Vec<
         line_columns!(),
         ", ol.order_id FROM order_lines ol WHERE ol.order_id = ?"
     );
-    let queries: Vec<(String, Vec<Value>)> = ids
-        .chunks(LOOKUPS_PER_STATEMENT)
-        .map(|chunk| {
-            (
-                format!("{} ORDER BY 1", lookups(select, chunk.len())),
-                chunk.to_vec(),
-            )
-        })
-        .collect();
-    for r in sql.query_all(&queries)?.into_iter().flatten() {
+    for r in look_up_all(sql, select, " ORDER BY 1", &ids)? {
         lines.entry(r.int(12)).or_default().push(line_from_row(&r));
     }
     // An unmapped line holds nothing.

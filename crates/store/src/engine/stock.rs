@@ -10,7 +10,7 @@ use super::ledger::{level, record, LineDelta, NewEntry};
 use crate::args;
 use crate::error::Result;
 use crate::model::{AllocationView, Channel, ChannelAvailability, Ctx, Level, StockView};
-use crate::sql::{lookups, placeholders, Sql, Value, LOOKUPS_PER_STATEMENT};
+use crate::sql::{look_up_all, placeholders, Sql, Value};
 
 /// What holds committed units: an order line or a reservation.
 #[derive(Debug, Clone)]
@@ -302,14 +302,11 @@ pub fn allocations_of_lines(
         "SELECT {ALLOCATION_COLUMNS}, holder_id
          FROM allocations WHERE holder_kind = 'line' AND holder_id = ?"
     );
-    let queries: Vec<(String, Vec<Value>)> = line_row_ids
-        .chunks(LOOKUPS_PER_STATEMENT)
-        .map(|chunk| {
-            let ids: Vec<Value> = chunk.iter().map(|id| Value::from(id.to_string())).collect();
-            (format!("{} ORDER BY id", lookups(&select, ids.len())), ids)
-        })
+    let ids: Vec<Value> = line_row_ids
+        .iter()
+        .map(|id| Value::from(id.to_string()))
         .collect();
-    for r in sql.query_all(&queries)?.into_iter().flatten() {
+    for r in look_up_all(sql, &select, " ORDER BY id", &ids)? {
         out.entry(r.int(6))
             .or_default()
             .push(AllocationRow::from_row(&r).view());
