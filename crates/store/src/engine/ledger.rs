@@ -102,12 +102,7 @@ pub fn record_together(
                     committed + entry.delta_committed,
                 );
                 if next.0 < 0 || next.1 < 0 || next.1 > next.0 {
-                    return Err(StoreError::StockConflict(format!(
-                        "{} at {location} has on_hand {on_hand} and committed {committed}; a \
-                         change of {:+} on_hand and {:+} committed would leave on_hand {} and \
-                         committed {}, and on_hand may not fall below committed or 0",
-                        entry.sku, entry.delta_on_hand, entry.delta_committed, next.0, next.1
-                    )));
+                    return Err(level_conflict(entry, location, (on_hand, committed)));
                 }
                 *level = next;
                 sql.defer_push_mark(entry.sku);
@@ -301,19 +296,30 @@ fn change_level(sql: &mut dyn Sql, entry: &NewEntry<'_>, location: &str) -> Resu
         .is_some();
     let (new_on_hand, new_committed) = (on_hand + d_on_hand, committed + d_committed);
     if exists || new_on_hand < 0 || new_committed < 0 || new_committed > new_on_hand {
-        return Err(StoreError::StockConflict(format!(
-            "{} at {location} has on_hand {on_hand} and committed {committed}; a change of \
-             {d_on_hand:+} on_hand and {d_committed:+} committed would leave on_hand \
-             {new_on_hand} and committed {new_committed}, and on_hand may not fall below \
-             committed or 0",
-            entry.sku
-        )));
+        return Err(level_conflict(entry, location, (on_hand, committed)));
     }
     sql.execute(
         "INSERT INTO stock_levels (sku, location, on_hand, committed) VALUES (?1, ?2, ?3, ?4)",
         args![entry.sku, location, new_on_hand, new_committed],
     )?;
     Ok((new_on_hand, new_committed))
+}
+
+/// The refusal of an entry's change of a level that would break `0 ≤ committed ≤ on_hand`.
+fn level_conflict(
+    entry: &NewEntry<'_>,
+    location: &str,
+    (on_hand, committed): Counts,
+) -> StoreError {
+    let (d_on_hand, d_committed) = (entry.delta_on_hand, entry.delta_committed);
+    StoreError::StockConflict(format!(
+        "{} at {location} has on_hand {on_hand} and committed {committed}; a change of \
+         {d_on_hand:+} on_hand and {d_committed:+} committed would leave on_hand {} and \
+         committed {}, and on_hand may not fall below committed or 0",
+        entry.sku,
+        on_hand + d_on_hand,
+        committed + d_committed
+    ))
 }
 
 const ENTRY_COLUMNS: &str = "l.seq, l.at, l.kind, l.sku, l.location, l.delta_on_hand,
