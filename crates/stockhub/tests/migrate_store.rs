@@ -12,7 +12,7 @@ use stockhub_store::engine::inbound::{self, NewEvent};
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::{catalog, movements, orders, reservations};
 use stockhub_store::model::*;
-use stockhub_store::testing::{code, ctx};
+use stockhub_store::testing::{add_locations, code, ctx};
 use stockhub_store::testing::{test_database, TestBackend};
 use stockhub_store::{Store, StoreOptions, SystemClock};
 
@@ -40,15 +40,7 @@ fn variant(s: &str, kit: Option<Vec<(Sku, i64)>>) -> VariantInput {
 fn seed(store: &Store) {
     store
         .write_blocking(|sql| {
-            for l in ["east", "west"] {
-                catalog::upsert_location(
-                    sql,
-                    &LocationInput {
-                        code: code(l),
-                        name: l.into(),
-                    },
-                )?;
-            }
+            add_locations(sql, &["east", "west"])?;
             for i in 0..SKUS {
                 catalog::upsert_variant(sql, &ctx(), &variant(&sku(i), None))?;
             }

@@ -231,3 +231,17 @@ pub fn ctx() -> crate::model::Ctx {
 pub fn code(s: &str) -> stockhub_core::Code {
     stockhub_core::Code::parse("code", s).expect("test codes are valid")
 }
+
+/// Creates (or keeps) locations, each named by its code.
+pub fn add_locations(sql: &mut dyn crate::Sql, codes: &[&str]) -> crate::Result<()> {
+    for c in codes {
+        crate::engine::catalog::upsert_location(
+            sql,
+            &crate::model::LocationInput {
+                code: code(c),
+                name: (*c).to_owned(),
+            },
+        )?;
+    }
+    Ok(())
+}

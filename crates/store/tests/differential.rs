@@ -18,11 +18,11 @@ use stockhub_core::{ChannelRules, Code, LineState, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::verify::VerifyReport;
 use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
 use stockhub_store::model::{
-    AllocationView, ChannelInput, Ctx, Level, LineQuantity, LocationInput, Movement, MovementItem,
-    MovementResult, OrderSnapshot, OrderView, Reservation, ReserveInput, SnapshotLine, StockView,
-    UnmappedLine, VariantInput,
+    AllocationView, ChannelInput, Ctx, Level, LineQuantity, Movement, MovementItem, MovementResult,
+    OrderSnapshot, OrderView, Reservation, ReserveInput, SnapshotLine, StockView, UnmappedLine,
+    VariantInput,
 };
-use stockhub_store::testing::{test_database, TestBackend, TestDatabase};
+use stockhub_store::testing::{add_locations, test_database, TestBackend, TestDatabase};
 use stockhub_store::{ManualClock, Store, StoreError, StoreOptions};
 
 // ---------------------------------------------------------------------------------------------
@@ -1614,15 +1614,7 @@ impl Harness {
         .map_err(|e| TestCaseError::fail(e.to_string()))?;
         store
             .write_blocking(|sql| {
-                for l in LOCATIONS {
-                    catalog::upsert_location(
-                        sql,
-                        &LocationInput {
-                            code: code(l),
-                            name: l.into(),
-                        },
-                    )?;
-                }
+                add_locations(sql, &LOCATIONS)?;
                 for (s, buffer) in INITIAL_BUFFERS {
                     let kit = (s == KIT).then_some(RECIPES[0]);
                     catalog::upsert_variant(sql, &ctx(), &variant_input(s, buffer, kit))?;

@@ -12,7 +12,7 @@ use stockhub_core::{ChannelRules, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::orders::{self, NewOrder};
 use stockhub_store::engine::{catalog, ledger, movements, stock, verify};
 use stockhub_store::model::*;
-use stockhub_store::testing::{code, ctx, test_database};
+use stockhub_store::testing::{add_locations, code, ctx, test_database};
 use stockhub_store::{args, ManualClock, Store, StoreOptions};
 
 const PLAIN: [&str; 5] = ["S0", "S1", "S2", "S3", "S4"];
@@ -57,15 +57,7 @@ fn open(
 fn seed(store: &Store) {
     store
         .write_blocking(|sql| {
-            for l in LOCATIONS {
-                catalog::upsert_location(
-                    sql,
-                    &LocationInput {
-                        code: code(l),
-                        name: l.into(),
-                    },
-                )?;
-            }
+            add_locations(sql, &LOCATIONS)?;
             let variant = |s: &str, kit: Option<Vec<(Sku, i64)>>| VariantInput {
                 sku: sku(s),
                 product_id: None,

@@ -6,9 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use stockhub_store::engine::catalog;
-use stockhub_store::model::LocationInput;
-use stockhub_store::testing::{code, test_database, TestBackend};
+use stockhub_store::testing::{add_locations, test_database, TestBackend};
 use stockhub_store::{ManualClock, StoreOptions};
 
 /// CPU time, in clock ticks, used so far by this process's threads named `name`.
@@ -43,15 +41,7 @@ fn an_idle_store_listens_without_spinning() {
     .unwrap();
     // A commit, announced and heard; then more than the listener's one-second wait passes.
     store
-        .write_blocking(|sql| {
-            catalog::upsert_location(
-                sql,
-                &LocationInput {
-                    code: code("a"),
-                    name: "a".into(),
-                },
-            )
-        })
+        .write_blocking(|sql| add_locations(sql, &["a"]))
         .unwrap();
     std::thread::sleep(Duration::from_millis(1_500));
     // The thread names are cut to 15 bytes by the kernel.

@@ -9,7 +9,7 @@ use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext};
 use stockhub_store::model::*;
 use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
-use stockhub_store::testing::{code, ctx};
+use stockhub_store::testing::{add_locations, code, ctx};
 use stockhub_store::{ManualClock, Store};
 
 const SKU: &str = "TEE";
@@ -26,13 +26,7 @@ fn listed(dir: &tempfile::TempDir, clock: &ManualClock) -> Store {
     let store = Store::new(Arc::new(backend));
     store
         .write_blocking(|sql| {
-            catalog::upsert_location(
-                sql,
-                &LocationInput {
-                    code: code("wh"),
-                    name: "wh".into(),
-                },
-            )?;
+            add_locations(sql, &["wh"])?;
             catalog::upsert_variant(
                 sql,
                 &ctx(),

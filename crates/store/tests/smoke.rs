@@ -6,7 +6,7 @@ use stockhub_core::{ChannelRules, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
 use stockhub_store::model::*;
 use stockhub_store::testing::test_database;
-use stockhub_store::testing::{code, ctx};
+use stockhub_store::testing::{add_locations, code, ctx};
 use stockhub_store::{ManualClock, StoreError, StoreOptions};
 
 fn sku(s: &str) -> Sku {
@@ -20,15 +20,7 @@ fn order_flow_and_verify(backend) {
     let store = stockhub_store::open(&db.url, Arc::new(clock.clone()), &StoreOptions::default()).unwrap();
     store
         .write_blocking(|sql| {
-            for l in ["a", "b"] {
-                catalog::upsert_location(
-                    sql,
-                    &LocationInput {
-                        code: code(l),
-                        name: l.into(),
-                    },
-                )?;
-            }
+            add_locations(sql, &["a", "b"])?;
             for s in ["TEE", "CAP"] {
                 catalog::upsert_variant(
                     sql,
@@ -244,15 +236,7 @@ fn a_commit_in_one_process_wakes_the_others_on_postgres() {
             "the other process was never woken"
         );
         writer
-            .write_blocking(|sql| {
-                catalog::upsert_location(
-                    sql,
-                    &LocationInput {
-                        code: code("wh"),
-                        name: "wh".into(),
-                    },
-                )
-            })
+            .write_blocking(|sql| add_locations(sql, &["wh"]))
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
