@@ -170,12 +170,17 @@ pub trait Sql {
     }
 }
 
-/// `?1, ?2, …, ?n`: the placeholders of an `IN` list of `n` values.
-pub(crate) fn placeholders(n: usize) -> String {
-    (1..=n)
+/// The placeholders of an `IN` list of `values` (`?1, ?2, …`), and the values to bind to them:
+/// `values` padded with NULLs, which an `IN` list never matches, to a whole power of two. Lists
+/// of any length then come in a few statement shapes, which a backend prepares and plans once
+/// each instead of once per length.
+pub(crate) fn in_list(mut values: Vec<Value>) -> (String, Vec<Value>) {
+    values.resize(values.len().max(1).next_power_of_two(), Value::Null);
+    let list = (1..=values.len())
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    (list, values)
 }
 
 /// `(?1, ?2, ?3), (?4, ?5, ?6)`: the `VALUES` rows of a multi-row insert of `rows` rows of
@@ -214,7 +219,8 @@ pub(crate) fn row_chunks(n: usize) -> Vec<std::ops::Range<usize>> {
 pub(crate) const LOOKUPS_PER_STATEMENT: usize = 32;
 
 /// One statement that runs `select` once per key, `?` in it standing for the key:
-/// `select(?1) UNION ALL select(?2) …` for `keys` keys (at most [`LOOKUPS_PER_STATEMENT`]).
+/// `select(?1) UNION ALL select(?2) …` for `keys` keys (at most [`LOOKUPS_PER_STATEMENT`]; a
+/// key that is NULL finds nothing).
 /// Each part is a look-up by the full key of an index, a plan no backend can get wrong however
 /// few rows a table held when the plan was made, and cheaper than an `IN` list on SQLite.
 pub(crate) fn lookups(select: &str, keys: usize) -> String {
@@ -226,7 +232,8 @@ pub(crate) fn lookups(select: &str, keys: usize) -> String {
 
 /// The rows `select` finds for each of `keys` ([`lookups`]): one statement per
 /// [`LOOKUPS_PER_STATEMENT`] keys, all sent together (`Sql::query_all`); `order_by` (such as
-/// ` ORDER BY 1`, or nothing) orders each statement's rows.
+/// ` ORDER BY 1`, or nothing) orders each statement's rows. A statement's keys are padded with
+/// NULLs to a whole power of two, so that its shapes are few (see [`in_list`]).
 pub(crate) fn look_up_all(
     sql: &mut dyn Sql,
     select: &str,
@@ -236,10 +243,9 @@ pub(crate) fn look_up_all(
     let queries: Vec<(String, Vec<Value>)> = keys
         .chunks(LOOKUPS_PER_STATEMENT)
         .map(|chunk| {
-            (
-                format!("{}{order_by}", lookups(select, chunk.len())),
-                chunk.to_vec(),
-            )
+            let mut keys = chunk.to_vec();
+            keys.resize(chunk.len().next_power_of_two(), Value::Null);
+            (format!("{}{order_by}", lookups(select, keys.len())), keys)
         })
         .collect();
     Ok(sql.query_all(&queries)?.into_iter().flatten().collect())
@@ -268,6 +274,21 @@ mod tests {
         assert_eq!(runs.first().unwrap().start, 0);
         assert!(runs.windows(2).all(|w| w[0].end == w[1].start));
         assert_eq!(runs.last().unwrap().end, 77);
+    }
+
+    #[test]
+    fn in_lists_are_padded_with_nulls_to_a_power_of_two() {
+        let texts = |n: usize| {
+            (0..n)
+                .map(|i| Value::from(i.to_string()))
+                .collect::<Vec<_>>()
+        };
+        let (list, values) = in_list(texts(3));
+        assert_eq!(list, "?1, ?2, ?3, ?4");
+        assert_eq!(values[..3], texts(3)[..]);
+        assert_eq!(values[3], Value::Null);
+        assert_eq!(in_list(texts(4)).1, texts(4));
+        assert_eq!(in_list(Vec::new()), ("?1".to_owned(), vec![Value::Null]));
     }
 
     #[test]

@@ -14,8 +14,8 @@ use super::stock::{self, fill_shortfalls, Holder};
 use crate::args;
 use crate::error::{Result, StoreError};
 use crate::model::{
-    Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot, OrderStory,
-    OrderView, SnapshotLine, UnmappedLine,
+    AllocationView, Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot,
+    OrderStory, OrderView, SnapshotLine, UnmappedLine,
 };
 use crate::sql::{look_up_all, row_chunks, value_rows, Row, Sql, Value};
 
@@ -250,6 +250,17 @@ struct PlannedLine<'a> {
     short: i64,
 }
 
+impl PlannedLine<'_> {
+    /// The line as it ends: what it took committed, the rest short.
+    fn state(&self) -> LineState {
+        LineState {
+            committed: self.takes.iter().map(|(_, n)| n).sum(),
+            short: self.short,
+            ..LineState::default()
+        }
+    }
+}
+
 /// Applies new channel orders together, in a few statements for all of them (the writers use it
 /// for the orders of a group commit): what each order gets is what `apply_snapshot` would have
 /// given it, had the orders been applied one after another in the order given. It takes open
@@ -419,15 +430,15 @@ pub fn apply_new_orders(
         let part = &planned[chunk];
         let mut params = Vec::with_capacity(part.len() * 7);
         for p in part {
-            let committed: i64 = p.takes.iter().map(|(_, n)| n).sum();
+            let state = p.state();
             params.extend([
                 Value::Int(order_id(p.order).unwrap_or_default()),
                 Value::from(p.line.line_id.as_str()),
                 Value::from(p.line.channel_sku.as_str()),
                 Value::from(p.sku.as_str()),
                 Value::Int(p.wanted),
-                Value::Int(committed),
-                Value::Int(p.short),
+                Value::Int(state.committed),
+                Value::Int(state.short),
             ]);
         }
         let query = format!(
@@ -517,27 +528,45 @@ pub fn apply_new_orders(
         }
     }
     ledger::record_together(sql, &entries, &levels)?;
-    // Every order's answer, read back as `apply_snapshot` reads it.
-    let heads: Vec<(i64, OrderView)> = taken
-        .iter()
-        .map(|&i| {
-            let snap = orders[i].snapshot;
-            let head = OrderView {
+    // Every order's answer, as `apply_snapshot` reads it back: the lines in the order they
+    // came (and were stored), each with its allocations in the order they were taken.
+    let mut lines: HashMap<usize, Vec<LineView>> = HashMap::new();
+    for p in &planned {
+        let state = p.state();
+        let allocations = p
+            .takes
+            .iter()
+            .map(|(location, n)| AllocationView {
+                location: location.clone(),
+                committed: *n,
+                shipped: 0,
+                restocked: 0,
+                recipe: vec![(p.sku.clone(), 1)],
+            })
+            .collect();
+        lines.entry(p.order).or_default().push(LineView {
+            line_id: p.line.line_id.clone(),
+            channel_sku: p.line.channel_sku.clone(),
+            sku: Some(p.sku.clone()),
+            wanted: p.wanted,
+            ordered: state.ordered(),
+            state,
+            allocations,
+        });
+    }
+    for &i in &taken {
+        let snap = orders[i].snapshot;
+        out[i] = Some(OrderOutcome {
+            outcome: "created",
+            order: OrderView {
                 channel: snap.channel.as_str().to_owned(),
                 external_id: snap.external_id.clone(),
                 version: snap.version,
                 status: snap.status,
                 created_at_ms: now,
                 updated_at_ms: now,
-                lines: Vec::new(),
-            };
-            (order_id(i).unwrap_or_default(), head)
-        })
-        .collect();
-    for (&i, view) in taken.iter().zip(with_lines_of(sql, heads)?) {
-        out[i] = Some(OrderOutcome {
-            outcome: "created",
-            order: view,
+                lines: lines.remove(&i).unwrap_or_default(),
+            },
         });
     }
     Ok(out)

@@ -23,7 +23,7 @@ use super::listings::{listing_from_row, ListingView, LISTING_COLUMNS};
 use super::stock::{current_recipe, free_units_at};
 use crate::args;
 use crate::error::Result;
-use crate::sql::{placeholders, Sql, Value, LOOKUPS_PER_STATEMENT};
+use crate::sql::{in_list, Sql, Value, LOOKUPS_PER_STATEMENT};
 
 const MARK_SELECTED: &str = "
     ON CONFLICT (channel, sku) DO UPDATE SET generation = push_marks.generation + 1,
@@ -45,9 +45,8 @@ pub fn mark(sql: &mut dyn Sql, sku: &str) -> Result<()> {
 pub fn mark_skus(sql: &mut dyn Sql, skus: &[String]) -> Result<()> {
     let now = sql.now_ms();
     for chunk in skus.chunks(LOOKUPS_PER_STATEMENT) {
-        let list = placeholders(chunk.len());
-        let at = chunk.len() + 1;
-        let mut params: Vec<Value> = chunk.iter().map(|s| Value::from(s.as_str())).collect();
+        let (list, mut params) = in_list(chunk.iter().map(|s| Value::from(s.as_str())).collect());
+        let at = params.len() + 1;
         params.push(Value::Int(now));
         sql.execute_later(
             &format!(

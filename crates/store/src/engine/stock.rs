@@ -10,7 +10,7 @@ use super::ledger::{level, record, LineDelta, NewEntry};
 use crate::args;
 use crate::error::Result;
 use crate::model::{AllocationView, Channel, ChannelAvailability, Ctx, Level, StockView};
-use crate::sql::{look_up_all, placeholders, Sql, Value};
+use crate::sql::{in_list, look_up_all, Sql, Value};
 
 /// What holds committed units: an order line or a reservation.
 #[derive(Debug, Clone)]
@@ -96,8 +96,7 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     if all.is_empty() {
         return Ok(());
     }
-    let given: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
-    let list = placeholders(given.len());
+    let (list, given) = in_list(all.iter().map(|s| Value::from(s.as_str())).collect());
     let components = sql.query(
         &format!(
             "SELECT component_sku FROM kit_components WHERE kit_sku IN ({list})
@@ -109,8 +108,7 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
         &given,
     )?;
     all.extend(components.iter().map(|r| r.text(0)));
-    let skus: Vec<Value> = all.iter().map(|s| Value::from(s.as_str())).collect();
-    let list = placeholders(skus.len());
+    let (list, skus) = in_list(all.iter().map(|s| Value::from(s.as_str())).collect());
     // One statement, three steps in this order (each waits for the one before through its
     // one-time filter). The variants first: a level that does not exist yet cannot be locked,
     // and two units that would both create it (and both fill the SKU's shortfalls) must still
