@@ -985,9 +985,19 @@ fn write_loop(
         };
         let mut finished = Vec::with_capacity(group.len());
         let mut retried: Vec<Pending> = Vec::new();
-        // The group's new orders first, together, in a unit of their own (which is not run
-        // again after a conflict: its orders then run on their own); then every other unit.
         let mut units_run = 0;
+        // A unit that met a conflict goes first: only the transaction's first unit may wait for a
+        // lock as long as it takes, and one that waited too briefly must get to, or a busy row
+        // could refuse it every time.
+        if group.first().is_some_and(|p| p.attempts > 0) {
+            units_run += 1;
+            match run_unit(conn, &time, group.remove(0), false) {
+                Outcome::Done(f, p) => finished.push((f, p)),
+                Outcome::Again(p) => retried.push(p),
+            }
+        }
+        // Then the group's new orders, together, in a unit of their own (which is not run again
+        // after a conflict: its orders then run on their own); then every other unit.
         let together = match orders_together(group.iter().map(|p| &p.job)) {
             Some((unit, orders)) => {
                 units_run += 1;
@@ -995,7 +1005,7 @@ fn write_loop(
                     job: unit,
                     attempts: MAX_ATTEMPTS,
                 };
-                match run_unit(conn, &time, once, false) {
+                match run_unit(conn, &time, once, units_run == 2) {
                     Outcome::Done(f, _) if f.ok => {
                         orders.finishes(group.iter_mut().map(|p| &mut p.job))
                     }

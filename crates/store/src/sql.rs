@@ -230,24 +230,33 @@ pub(crate) fn lookups(select: &str, keys: usize) -> String {
         .join(" UNION ALL ")
 }
 
-/// The rows `select` finds for each of `keys` ([`lookups`]): one statement per
-/// [`LOOKUPS_PER_STATEMENT`] keys, all sent together (`Sql::query_all`); `order_by` (such as
-/// ` ORDER BY 1`, or nothing) orders each statement's rows. A statement's keys are padded with
-/// NULLs to a whole power of two, so that its shapes are few (see [`in_list`]).
+/// The statements that find the rows `select` finds for each of `keys` ([`lookups`]): one per
+/// [`LOOKUPS_PER_STATEMENT`] keys, padded with NULLs to a whole power of two so that their
+/// shapes are few (see [`in_list`]); `order_by` (such as ` ORDER BY 1`, or nothing) orders each
+/// statement's rows. For `Sql::query_all`, alone ([`look_up_all`]) or with other statements.
+pub(crate) fn look_up_statements(
+    select: &str,
+    order_by: &str,
+    keys: &[Value],
+) -> Vec<(String, Vec<Value>)> {
+    keys.chunks(LOOKUPS_PER_STATEMENT)
+        .map(|chunk| {
+            let mut keys = chunk.to_vec();
+            keys.resize(chunk.len().next_power_of_two(), Value::Null);
+            (format!("{}{order_by}", lookups(select, keys.len())), keys)
+        })
+        .collect()
+}
+
+/// The rows `select` finds for each of `keys` ([`look_up_statements`]), every statement sent
+/// together.
 pub(crate) fn look_up_all(
     sql: &mut dyn Sql,
     select: &str,
     order_by: &str,
     keys: &[Value],
 ) -> Result<Vec<Row>> {
-    let queries: Vec<(String, Vec<Value>)> = keys
-        .chunks(LOOKUPS_PER_STATEMENT)
-        .map(|chunk| {
-            let mut keys = chunk.to_vec();
-            keys.resize(chunk.len().next_power_of_two(), Value::Null);
-            (format!("{}{order_by}", lookups(select, keys.len())), keys)
-        })
-        .collect();
+    let queries = look_up_statements(select, order_by, keys);
     Ok(sql.query_all(&queries)?.into_iter().flatten().collect())
 }
 

@@ -402,7 +402,8 @@ pub fn get_channel(sql: &mut dyn Sql, code: &str) -> Result<Option<Channel>> {
         .map(|r| channel_from_row(&r)))
 }
 
-fn channel_from_row(r: &Row) -> Channel {
+/// The channel a row of [`LIST_CHANNELS`] (or of a statement with its columns) describes.
+pub(crate) fn channel_from_row(r: &Row) -> Channel {
     Channel {
         code: r.text(0),
         kind: r.text(1),
@@ -411,12 +412,13 @@ fn channel_from_row(r: &Row) -> Channel {
     }
 }
 
+/// Every channel, in code order ([`channel_from_row`] reads each row).
+pub(crate) const LIST_CHANNELS: &str =
+    "SELECT code, kind, rules, feeding_locations FROM channels ORDER BY code";
+
 pub fn list_channels(sql: &mut dyn Sql) -> Result<Vec<Channel>> {
     Ok(sql
-        .query(
-            "SELECT code, kind, rules, feeding_locations FROM channels ORDER BY code",
-            &[],
-        )?
+        .query(LIST_CHANNELS, &[])?
         .iter()
         .map(channel_from_row)
         .collect())

@@ -119,10 +119,12 @@ pub fn record_together(
             (*after != before).then_some((key, before, *after))
         })
         .collect();
+    // One statement per chunk of levels, all sent together. Each row's level must still be what
+    // was read: then the whole change is the one the entries describe, and the rows each
+    // statement answers prove it.
+    let mut updates = Vec::new();
     for chunk in row_chunks(changed.len()) {
         let part = &changed[chunk];
-        // Each row's level must still be what was read: then the whole change is the one the
-        // entries describe, and the counts compared below prove it.
         let select = (0..part.len())
             .map(|i| {
                 let b = i * 6;
@@ -152,23 +154,25 @@ pub fn record_together(
                 Value::Int(after.1),
             ]);
         }
-        let updated = sql.execute(
-            &format!(
+        updates.push((
+            format!(
                 "UPDATE stock_levels SET on_hand = v.on_hand_after, committed = v.committed_after
                  FROM ({select}) AS v
                  WHERE stock_levels.sku = v.sku AND stock_levels.location = v.location
                    AND stock_levels.on_hand = v.on_hand_before
-                   AND stock_levels.committed = v.committed_before"
+                   AND stock_levels.committed = v.committed_before
+                 RETURNING 1"
             ),
-            &params,
-        )?;
-        if updated != part.len() as u64 {
-            return Err(StoreError::StockConflict(format!(
-                "{} of {} stock levels changed since they were read",
-                part.len() as u64 - updated,
-                part.len()
-            )));
-        }
+            params,
+        ));
+    }
+    let updated: usize = sql.query_all(&updates)?.iter().map(Vec::len).sum();
+    if updated != changed.len() {
+        return Err(StoreError::StockConflict(format!(
+            "{} of {} stock levels changed since they were read",
+            changed.len() - updated,
+            changed.len()
+        )));
     }
     let now = sql.now_ms();
     append(sql, &rows, now)

@@ -17,7 +17,7 @@ use crate::model::{
     AllocationView, Ctx, LineFulfilment, LineQuantity, LineView, OrderOutcome, OrderSnapshot,
     OrderStory, OrderView, SnapshotLine, UnmappedLine,
 };
-use crate::sql::{look_up_all, row_chunks, value_rows, Row, Sql, Value};
+use crate::sql::{look_up_all, look_up_statements, row_chunks, value_rows, Row, Sql, Value};
 
 /// A stored line, as the engine works on it.
 #[derive(Clone)]
@@ -295,45 +295,53 @@ pub fn apply_new_orders(
                 })
         })
         .collect();
-    // The channels' feeding locations (channels are few: all are read at once); an unknown
-    // channel leaves its orders to `apply_snapshot`.
-    let mut feeding: HashMap<String, Vec<String>> = HashMap::new();
-    if !taken.is_empty() {
-        for record in catalog::list_channels(sql)? {
-            let used = taken
-                .iter()
-                .any(|&i| orders[i].snapshot.channel.as_str() == record.code);
-            if used {
-                feeding.insert(
-                    record.code.clone(),
-                    catalog::feeding_locations(sql, &record)?,
-                );
-            }
-        }
+    if taken.is_empty() {
+        return Ok(out);
     }
-    taken.retain(|&i| feeding.contains_key(orders[i].snapshot.channel.as_str()));
-    // Our SKUs: only plain variants named by their own code.
+    // The channels (few: all are read) and which of the SKUs are ours, in one round trip.
     let wanted_skus: BTreeSet<String> = taken
         .iter()
         .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
         .collect();
-    let mut plain: HashSet<String> = HashSet::new();
     let keys: Vec<Value> = wanted_skus
         .iter()
         .map(|s| Value::from(s.as_str()))
         .collect();
-    let select = "SELECT sku, is_kit FROM variants WHERE sku = ?";
-    for r in look_up_all(sql, select, "", &keys)? {
-        if r.int(1) != 1 {
-            plain.insert(r.text(0));
+    let mut statements = vec![(catalog::LIST_CHANNELS.to_owned(), Vec::new())];
+    statements.extend(look_up_statements(
+        "SELECT sku, is_kit FROM variants WHERE sku = ?",
+        "",
+        &keys,
+    ));
+    let mut answers = sql.query_all(&statements)?.into_iter();
+    let channels = answers.next().unwrap_or_default();
+    // Our SKUs: only plain variants named by their own code.
+    let plain: HashSet<String> = answers
+        .flatten()
+        .filter(|r| r.int(1) != 1)
+        .map(|r| r.text(0))
+        .collect();
+    // The feeding locations of the channels these orders came from; an unknown channel leaves
+    // its orders to `apply_snapshot`.
+    let mut feeding: HashMap<String, Vec<String>> = HashMap::new();
+    for record in channels.iter().map(catalog::channel_from_row) {
+        let used = taken
+            .iter()
+            .any(|&i| orders[i].snapshot.channel.as_str() == record.code);
+        if used {
+            feeding.insert(
+                record.code.clone(),
+                catalog::feeding_locations(sql, &record)?,
+            );
         }
     }
     taken.retain(|&i| {
-        orders[i]
-            .snapshot
-            .lines
-            .iter()
-            .all(|l| parsed(l).is_some_and(|s| plain.contains(&s)))
+        let snap = orders[i].snapshot;
+        feeding.contains_key(snap.channel.as_str())
+            && snap
+                .lines
+                .iter()
+                .all(|l| parsed(l).is_some_and(|s| plain.contains(&s)))
     });
     if taken.is_empty() {
         return Ok(out);

@@ -92,36 +92,38 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     if !sql.has_concurrent_writers() {
         return Ok(());
     }
-    let mut all: BTreeSet<String> = skus.into_iter().map(str::to_owned).collect();
+    let all: BTreeSet<&str> = skus.into_iter().collect();
     if all.is_empty() {
         return Ok(());
     }
-    let (list, given) = in_list(all.iter().map(|s| Value::from(s.as_str())).collect());
-    let components = sql.query(
-        &format!(
-            "SELECT component_sku FROM kit_components WHERE kit_sku IN ({list})
-             UNION
-             SELECT k2.component_sku FROM kit_components k1
-               JOIN kit_components k2 ON k2.kit_sku = k1.kit_sku
-             WHERE k1.component_sku IN ({list})"
-        ),
-        &given,
-    )?;
-    all.extend(components.iter().map(|r| r.text(0)));
-    let (list, skus) = in_list(all.iter().map(|s| Value::from(s.as_str())).collect());
-    // One statement, three steps in this order (each waits for the one before through its
-    // one-time filter). The variants first: a level that does not exist yet cannot be locked,
-    // and two units that would both create it (and both fill the SKU's shortfalls) must still
-    // take turns. Then the levels. Then their pending pushes: a push that completes meanwhile
-    // (and records when the channel confirmed a quantity) is ordered wholly before or after this
-    // unit, so that the times this unit writes to the ledger compare truly with that confirmation
-    // (the `u` rule of the push engine counts a channel's orders recorded after it).
+    let (list, skus) = in_list(all.into_iter().map(Value::from).collect());
+    // One statement, sent with the unit's next one (this runs only where other writers run, on
+    // PostgreSQL, and its SQL is PostgreSQL's). First the SKUs to lock: the given ones, the
+    // components of those that are kits, and the other components of every kit they are part
+    // of; each `= ANY` of an array is an index look-up whatever the table statistics say. Then
+    // three steps in this order (each waits for the one before through its one-time filter).
+    // The variants first: a level that does not exist yet cannot be locked, and two units that
+    // would both create it (and both fill the SKU's shortfalls) must still take turns. Then the
+    // levels. Then their pending pushes: a push that completes meanwhile (and records when the
+    // channel confirmed a quantity) is ordered wholly before or after this unit, so that the
+    // times this unit writes to the ledger compare truly with that confirmation (the `u` rule of
+    // the push engine counts a channel's orders recorded after it).
     sql.execute_later(
         &format!(
-            "WITH v AS (SELECT 1 FROM variants WHERE sku IN ({list}) ORDER BY sku FOR UPDATE),
-                  l AS (SELECT 1 FROM stock_levels WHERE sku IN ({list})
+            "WITH s AS (SELECT ARRAY(
+                      SELECT unnest(ARRAY[{list}]::text[])
+                      UNION
+                      SELECT component_sku FROM kit_components
+                      WHERE kit_sku = ANY(ARRAY[{list}]::text[])
+                      UNION
+                      SELECT k2.component_sku FROM kit_components k1
+                        JOIN kit_components k2 ON k2.kit_sku = k1.kit_sku
+                      WHERE k1.component_sku = ANY(ARRAY[{list}]::text[])) AS skus),
+                  v AS (SELECT 1 FROM variants WHERE sku = ANY((SELECT skus FROM s)::text[])
+                          ORDER BY sku FOR UPDATE),
+                  l AS (SELECT 1 FROM stock_levels WHERE sku = ANY((SELECT skus FROM s)::text[])
                           AND (SELECT count(*) FROM v) >= 0 ORDER BY sku, location FOR UPDATE),
-                  p AS (SELECT 1 FROM push_marks WHERE sku IN ({list})
+                  p AS (SELECT 1 FROM push_marks WHERE sku = ANY((SELECT skus FROM s)::text[])
                           AND (SELECT count(*) FROM l) >= 0 ORDER BY channel, sku FOR UPDATE)
              SELECT count(*) FROM p"
         ),
