@@ -174,13 +174,19 @@ pub trait Sql {
 /// `values` padded with NULLs, which an `IN` list never matches, to a whole power of two. Lists
 /// of any length then come in a few statement shapes, which a backend prepares and plans once
 /// each instead of once per length.
-pub(crate) fn in_list(mut values: Vec<Value>) -> (String, Vec<Value>) {
-    values.resize(values.len().max(1).next_power_of_two(), Value::Null);
+pub(crate) fn in_list(values: Vec<Value>) -> (String, Vec<Value>) {
+    let values = padded(values);
     let list = (1..=values.len())
         .map(|i| format!("?{i}"))
         .collect::<Vec<_>>()
         .join(", ");
     (list, values)
+}
+
+/// `values` and NULLs after them, to a whole power of two (one at least).
+fn padded(mut values: Vec<Value>) -> Vec<Value> {
+    values.resize(values.len().max(1).next_power_of_two(), Value::Null);
+    values
 }
 
 /// `(?1, ?2, ?3), (?4, ?5, ?6)`: the `VALUES` rows of a multi-row insert of `rows` rows of
@@ -241,8 +247,7 @@ pub(crate) fn look_up_statements(
 ) -> Vec<(String, Vec<Value>)> {
     keys.chunks(LOOKUPS_PER_STATEMENT)
         .map(|chunk| {
-            let mut keys = chunk.to_vec();
-            keys.resize(chunk.len().next_power_of_two(), Value::Null);
+            let keys = padded(chunk.to_vec());
             (format!("{}{order_by}", lookups(select, keys.len())), keys)
         })
         .collect()

@@ -298,15 +298,15 @@ pub fn apply_new_orders(
     if taken.is_empty() {
         return Ok(out);
     }
+    // The SKUs the taken orders' lines name, each once.
+    let skus_of = |taken: &[usize]| -> BTreeSet<String> {
+        taken
+            .iter()
+            .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
+            .collect()
+    };
     // The channels (few: all are read) and which of the SKUs are ours, in one round trip.
-    let wanted_skus: BTreeSet<String> = taken
-        .iter()
-        .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
-        .collect();
-    let keys: Vec<Value> = wanted_skus
-        .iter()
-        .map(|s| Value::from(s.as_str()))
-        .collect();
+    let keys: Vec<Value> = skus_of(&taken).into_iter().map(Value::from).collect();
     let mut statements = vec![(catalog::LIST_CHANNELS.to_owned(), Vec::new())];
     statements.extend(look_up_statements(
         "SELECT sku, is_kit FROM variants WHERE sku = ?",
@@ -347,10 +347,7 @@ pub fn apply_new_orders(
         return Ok(out);
     }
     // Lock the levels (where other writers run), then read them once.
-    let skus: BTreeSet<String> = taken
-        .iter()
-        .flat_map(|&i| orders[i].snapshot.lines.iter().filter_map(parsed))
-        .collect();
+    let skus = skus_of(&taken);
     stock::lock_levels(sql, skus.iter().map(String::as_str))?;
     let mut levels: BTreeMap<(String, String), (i64, i64)> = BTreeMap::new();
     let keys: Vec<Value> = skus.iter().map(|s| Value::from(s.as_str())).collect();
