@@ -38,22 +38,25 @@ pub async fn backfill(
     apply_updated_since(store, connectors, channel, since, Cursor::Advance).await
 }
 
-/// A backfill the push worker asked for (a decrease no order explains): it reads only the orders
-/// updated since what this process has read without a gap (`Connected::orders_read`), less
-/// `RECENT_MARGIN`, and leaves the cursor where it is; where nothing is known yet, it is a
-/// backfill from the cursor. On a busy store this reads seconds of orders instead of the
-/// cursor's minutes; what came before was read already, and the scheduled backfill still reads
-/// everything from its cursor.
+/// A backfill the push worker asked for (a decrease no order explains). It leaves the cursor
+/// where it is and reads only the orders that can explain the decrease, less `RECENT_MARGIN`:
+/// those updated since the unexplained sales can have been made (`sales_after_ms`: an order is
+/// updated no earlier than its sale), and since what this process has read without a gap
+/// (`Connected::orders_read`), whichever is later. Where neither is known, it is a backfill from
+/// the cursor. On a busy store this reads seconds of orders instead of the cursor's minutes or
+/// a day; what came before was read already or explains nothing, and the scheduled backfill
+/// still reads everything from its cursor.
 pub async fn on_demand(
     store: &Store,
     connectors: &Connectors,
     channel: &str,
+    sales_after_ms: Option<i64>,
     default_since_ms: i64,
 ) -> Result<usize, AppError> {
     let connected = connectors.get(channel).await?;
-    match connected.orders_read.through() {
-        Some(through) => {
-            let since = through - RECENT_MARGIN.as_millis() as i64;
+    match connected.orders_read.through().max(sales_after_ms) {
+        Some(from) => {
+            let since = from - RECENT_MARGIN.as_millis() as i64;
             apply_updated_since(store, connectors, channel, since, Cursor::Keep).await
         }
         None => backfill(store, connectors, channel, default_since_ms).await,
@@ -191,17 +194,24 @@ pub async fn run(
         if let Err(e) = crate::webhooks::retry_pending(&store, &connectors, 100).await {
             tracing::warn!(error = %e, "re-applying pending deliveries failed");
         }
-        // On-demand backfills run at most once per channel every ON_DEMAND_MIN_GAP.
-        let mut on_demand: Vec<String> = worker
-            .take_backfill_requests()
-            .into_iter()
-            .filter(|c| {
-                last_on_demand
-                    .get(c)
-                    .is_none_or(|t: &std::time::Instant| t.elapsed() >= ON_DEMAND_MIN_GAP)
-            })
-            .collect();
-        for c in &on_demand {
+        // On-demand backfills run at most once per channel every ON_DEMAND_MIN_GAP, each from
+        // the earliest of the times its requests give (unknown if one does not know).
+        let mut on_demand: std::collections::BTreeMap<String, Option<i64>> =
+            std::collections::BTreeMap::new();
+        for request in worker.take_backfill_requests() {
+            let due = last_on_demand
+                .get(&request.channel)
+                .is_none_or(|t: &std::time::Instant| t.elapsed() >= ON_DEMAND_MIN_GAP);
+            if due {
+                on_demand
+                    .entry(request.channel)
+                    .and_modify(|after| {
+                        *after = after.zip(request.sales_after_ms).map(|(a, b)| a.min(b))
+                    })
+                    .or_insert(request.sales_after_ms);
+            }
+        }
+        for c in on_demand.keys() {
             last_on_demand.insert(c.clone(), std::time::Instant::now());
         }
         let mut channels = Vec::new();
@@ -222,18 +232,20 @@ pub async fn run(
         channels.sort();
         channels.dedup();
         // A channel due for its scheduled backfill needs no on-demand one besides.
-        on_demand.retain(|c| channels.binary_search(c).is_err());
+        on_demand.retain(|c, _| channels.binary_search(c).is_err());
         let since = now_ms() - 24 * 3600 * 1000;
         let runs = on_demand
             .into_iter()
-            .map(|c| (c, true))
-            .chain(channels.into_iter().map(|c| (c, false)));
+            .map(|(c, after)| (c, Some(after)))
+            .chain(channels.into_iter().map(|c| (c, None)));
         for (channel, asked) in runs {
-            let read = if asked {
-                self::on_demand(&store, &connectors, &channel, since).await
-            } else {
-                backfill(&store, &connectors, &channel, since).await
+            let read = match asked {
+                Some(sales_after_ms) => {
+                    self::on_demand(&store, &connectors, &channel, sales_after_ms, since).await
+                }
+                None => backfill(&store, &connectors, &channel, since).await,
             };
+            let asked = asked.is_some();
             match read {
                 Ok(n) => tracing::debug!(channel, orders = n, asked, "order backfill"),
                 Err(crate::AppError::NotConnected(_)) => {}

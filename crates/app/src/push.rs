@@ -82,8 +82,13 @@ pub struct PushWorker {
     metrics: Arc<Metrics>,
     settings: PushSettings,
     breakers: Arc<Mutex<HashMap<String, Breaker>>>,
-    /// Channels whose decrease we could not explain: their orders should be backfilled.
-    backfill_wanted: Arc<Mutex<Vec<String>>>,
+    /// Channels whose decrease we could not explain: their orders should be backfilled, with
+    /// the earliest time the unexplained sales can have been made, where known.
+    backfill_wanted: Arc<Mutex<Vec<BackfillRequest>>>,
+    /// For each listing whose quantity was read back: when it last showed a quantity before that
+    /// read. Sales the read shows and no order explains were made after then, and so were their
+    /// orders. Forgotten once the listing holds nothing back.
+    sales_after: Arc<Mutex<HashMap<i64, i64>>>,
     /// Listings whose last compare-and-set failed (see `push_chunk`).
     stale_before: Arc<Mutex<HashSet<i64>>>,
     race_checks: Arc<Mutex<HashMap<String, RaceCheck>>>,
@@ -103,13 +108,14 @@ impl PushWorker {
             settings,
             breakers: Arc::default(),
             backfill_wanted: Arc::default(),
+            sales_after: Arc::default(),
             stale_before: Arc::default(),
             race_checks: Arc::default(),
         }
     }
 
-    /// Channels that asked for an order backfill since the last call.
-    pub fn take_backfill_requests(&self) -> Vec<String> {
+    /// The order backfills asked for since the last call.
+    pub fn take_backfill_requests(&self) -> Vec<BackfillRequest> {
         self.backfill_wanted
             .lock()
             .map(|mut v| std::mem::take(&mut *v))
@@ -173,9 +179,9 @@ impl PushWorker {
             // The channel showed other than expected: recompute, holding back what it sold.
             targets = self.targets(channel, &skus).await?;
         }
-        if targets.iter().any(|t| t.held > 0) {
+        if let Some(sales_after) = self.unexplained_sales_after(&targets) {
             // A decrease no booked order explains: look for the orders.
-            self.want_backfill(channel);
+            self.want_backfill(channel, sales_after);
         }
         // Decreases and zeros go out before increases.
         targets.sort_by_key(|t| {
@@ -302,12 +308,15 @@ impl PushWorker {
                 },
                 PushOutcome::Stale {
                     actual: Some(actual),
-                } => ListingResult::Observed {
-                    listing_id,
-                    actual,
-                    // The compare-and-set read (WooCommerce's) was made after the call left.
-                    read_at_ms: sent_at_ms,
-                },
+                } => {
+                    self.note_read(t);
+                    ListingResult::Observed {
+                        listing_id,
+                        actual,
+                        // The compare-and-set read (WooCommerce's) was made after the call left.
+                        read_at_ms: sent_at_ms,
+                    }
+                }
                 PushOutcome::Stale { actual: None } => {
                     // A first failure is most often a sale whose webhook is on its way: push
                     // again without spending a read. Failing again, the listing is read, its
@@ -432,10 +441,46 @@ impl PushWorker {
         Ok(self.store.read(|sql| Ok(sql.now_ms())).await?)
     }
 
-    fn want_backfill(&self, channel: &str) {
+    fn want_backfill(&self, channel: &str, sales_after_ms: Option<i64>) {
         if let Ok(mut wanted) = self.backfill_wanted.lock() {
-            wanted.push(channel.to_owned());
+            wanted.push(BackfillRequest {
+                channel: channel.to_owned(),
+                sales_after_ms,
+            });
         }
+    }
+
+    /// Notes that a read of the target's listing is about to be recorded: any sale it shows that
+    /// no order explains was made after the listing last showed a quantity.
+    fn note_read(&self, t: &Target) {
+        let (Some(at), Ok(mut after)) = (t.listing.confirmed_at_ms, self.sales_after.lock()) else {
+            return;
+        };
+        after
+            .entry(t.listing.id)
+            .and_modify(|known| *known = (*known).min(at))
+            .or_insert(at);
+    }
+
+    /// If some of the targets hold back sales no order explains: the earliest time those sales
+    /// can have been made, where this process saw each of their decreases (`Some(None)` where
+    /// it did not: another process did, or this one before a restart). Listings holding
+    /// nothing are forgotten.
+    fn unexplained_sales_after(&self, targets: &[Target]) -> Option<Option<i64>> {
+        let mut after = self.sales_after.lock().ok()?;
+        let mut earliest: Option<Option<i64>> = None;
+        for t in targets {
+            if t.held == 0 {
+                after.remove(&t.listing.id);
+                continue;
+            }
+            let this = after.get(&t.listing.id).copied();
+            earliest = Some(match earliest {
+                None => this,
+                Some(known) => known.zip(this).map(|(a, b)| a.min(b)),
+            });
+        }
+        earliest
     }
 
     /// For channels without compare-and-set: reads what the listings show before writing, and
@@ -463,6 +508,7 @@ impl PushWorker {
                 let actual = read.iter().find(|(key, _)| *key == t.listing.listing_key);
                 if let (Some(expected), Some((_, actual))) = (t.expected, actual) {
                     if *actual != expected {
+                        self.note_read(t);
                         differing.push((t.listing.id, *actual, read_at_ms));
                     }
                 }
@@ -505,15 +551,18 @@ impl PushWorker {
         for t in &stale {
             let shown = read.iter().find(|(key, _)| *key == t.listing.listing_key);
             match (shown, read_at_ms) {
-                (Some((_, actual)), Some(read_at_ms)) => report
-                    .results
-                    .entry(sku_of(t))
-                    .or_default()
-                    .push(ListingResult::Observed {
-                        listing_id: t.listing.id,
-                        actual: *actual,
-                        read_at_ms,
-                    }),
+                (Some((_, actual)), Some(read_at_ms)) => {
+                    self.note_read(t);
+                    report
+                        .results
+                        .entry(sku_of(t))
+                        .or_default()
+                        .push(ListingResult::Observed {
+                            listing_id: t.listing.id,
+                            actual: *actual,
+                            read_at_ms,
+                        });
+                }
                 _ => {
                     // Not shown (untracked, or the read failed): retried after a backoff.
                     report.errors.insert(
@@ -756,6 +805,15 @@ struct Report {
     again: BTreeSet<String>,
     /// When the first call that set a quantity left (the store's clock).
     wrote_since_ms: Option<i64>,
+}
+
+/// An order backfill the push worker asks for: a channel showed a decrease no order explains.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BackfillRequest {
+    pub channel: String,
+    /// The earliest time (store clock, ms) the unexplained sales can have been made, where
+    /// known: only orders updated since then can explain them.
+    pub sales_after_ms: Option<i64>,
 }
 
 /// Marks a worker holds, and when it asked for them: their lease began no earlier.
