@@ -352,29 +352,43 @@ fn list_orders(inner: &Inner, version: &str, raw: Option<&str>) -> Response {
         Ok(f) => f,
         Err(response) => return response.into_response(),
     };
-    let state = inner.lock();
-    let offset = state.timezone_offset_minutes;
-    let (filter, limit) = match (OrderFilter::read(&filters, offset), limit(&pairs)) {
-        (Ok(f), Ok(l)) => (f, l),
-        (Err(response), _) | (_, Err(response)) => return response.into_response(),
+    // The page is chosen under the store's lock and rendered after it, as a real store serves
+    // its order list without holding up its inventory writes and sales meanwhile.
+    let (paged, shop_domain, offset) = {
+        let state = inner.lock();
+        let offset = state.timezone_offset_minutes;
+        let (filter, limit) = match (OrderFilter::read(&filters, offset), limit(&pairs)) {
+            (Ok(f), Ok(l)) => (f, l),
+            (Err(response), _) | (_, Err(response)) => return response.into_response(),
+        };
+        let (key, descending) = order_key(&filters);
+        let mut sorted: Vec<((i64, u64), &Order)> = state
+            .orders
+            .values()
+            .filter(|o| filter.keeps(o))
+            .map(|o| (key(o), o))
+            .collect();
+        sorted.sort_by_key(|(k, _)| *k);
+        if descending {
+            sorted.reverse();
+        }
+        let paged = page(sorted, descending, cursor.as_ref(), limit);
+        let paged = Paged {
+            items: paged
+                .items
+                .into_iter()
+                .map(|(k, o)| (k, o.clone()))
+                .collect(),
+            has_previous: paged.has_previous,
+            has_next: paged.has_next,
+        };
+        (paged, state.shop_domain.clone(), offset)
     };
-    let (key, descending) = order_key(&filters);
-    let mut sorted: Vec<((i64, u64), &Order)> = state
-        .orders
-        .values()
-        .filter(|o| filter.keeps(o))
-        .map(|o| (key(o), o))
-        .collect();
-    sorted.sort_by_key(|(k, _)| *k);
-    if descending {
-        sorted.reverse();
-    }
-    let paged = page(sorted, descending, cursor.as_ref(), limit);
     let fields = query_value(&filters, "fields");
     let orders: Vec<Value> = paged
         .items
         .iter()
-        .map(|(_, o)| trim_fields(order_json(o, &state.shop_domain, offset), fields))
+        .map(|(_, o)| trim_fields(order_json(o, &shop_domain, offset), fields))
         .collect();
     let keys = paged
         .items

@@ -27,8 +27,8 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::json::{item_json, order_json, refund_json};
-use super::model::{Item, Kind, State as Store};
+use super::json::{item_json, order_json, refund_json, Site};
+use super::model::{Item, Kind, Order, State as Store};
 use super::Inner;
 use crate::display::Cause;
 use crate::http_util::{encode_component, query_pairs, query_value};
@@ -282,6 +282,29 @@ fn bounded(
     }
 }
 
+/// The page a collection call asks for (`per_page`, `page`), checked as WordPress does.
+struct Window {
+    per_page: usize,
+    page: usize,
+}
+
+impl Window {
+    fn read(pairs: &[(String, String)]) -> Result<Self, WooError> {
+        Ok(Self {
+            per_page: bounded(pairs, "per_page", DEFAULT_PER_PAGE, Some(MAX_PER_PAGE))?,
+            page: bounded(pairs, "page", 1, None)?,
+        })
+    }
+
+    /// The items on the page.
+    fn of<T>(&self, items: impl IntoIterator<Item = T>) -> impl Iterator<Item = T> {
+        items
+            .into_iter()
+            .skip((self.page - 1).saturating_mul(self.per_page))
+            .take(self.per_page)
+    }
+}
+
 /// One page of a collection, with WordPress's headers. Only the items on the page are rendered
 /// (`render`): a store with many orders answers each page of a backfill in time of the page,
 /// not of the whole collection.
@@ -292,16 +315,23 @@ fn collection<T>(
     items: Vec<T>,
     render: impl Fn(T) -> Value,
 ) -> Result<Response, WooError> {
-    let per_page = bounded(pairs, "per_page", DEFAULT_PER_PAGE, Some(MAX_PER_PAGE))?;
-    let page = bounded(pairs, "page", 1, None)?;
+    let window = Window::read(pairs)?;
     let total = items.len();
+    let shown: Vec<Value> = window.of(items).map(render).collect();
+    Ok(page_response(inner, route, pairs, &window, total, shown))
+}
+
+/// A page of `total` items showing `shown`, with WordPress's headers and links.
+fn page_response(
+    inner: &Inner,
+    route: &str,
+    pairs: &[(String, String)],
+    window: &Window,
+    total: usize,
+    shown: Vec<Value>,
+) -> Response {
+    let Window { per_page, page } = *window;
     let pages = total.div_ceil(per_page);
-    let shown: Vec<Value> = items
-        .into_iter()
-        .skip((page - 1).saturating_mul(per_page))
-        .take(per_page)
-        .map(render)
-        .collect();
     let mut response = ok(&Value::Array(shown));
     let headers = response.headers_mut();
     headers.insert("x-wp-total", HeaderValue::from(total));
@@ -335,7 +365,7 @@ fn collection<T>(
             headers.insert(header::LINK, value);
         }
     }
-    Ok(response)
+    response
 }
 
 fn time_param(pairs: &[(String, String)], key: &str, offset: i32) -> Result<Option<i64>, WooError> {
@@ -910,20 +940,32 @@ pub(crate) async fn list_orders(
     headers: HeaderMap,
 ) -> Response {
     call(&inner, &headers, raw.as_deref(), Access::List, |pairs| {
-        let state = inner.lock();
-        let mut orders = Vec::new();
-        for order in state.orders.values() {
-            if keeps_order(order, pairs, state.timezone_offset_minutes)? {
-                orders.push(order);
+        let window = Window::read(pairs)?;
+        // The page is chosen under the store's lock and rendered after it, as a real store
+        // serves its order list without holding up its stock writes and sales meanwhile.
+        let (total, page, offset) = {
+            let state = inner.lock();
+            let mut orders = Vec::new();
+            for order in state.orders.values() {
+                if keeps_order(order, pairs, state.timezone_offset_minutes)? {
+                    orders.push(order);
+                }
             }
-        }
-        sort_by(&mut orders, pairs, |o, orderby| match orderby {
-            "id" => (0, String::new(), o.id),
-            "modified" => (o.modified_ms.div_euclid(1000), String::new(), o.id),
-            _ => (o.created_ms.div_euclid(1000), String::new(), o.id),
-        });
-        let site = inner.site(&state);
-        collection(&inner, "orders", pairs, orders, |o| order_json(&site, o))
+            sort_by(&mut orders, pairs, |o, orderby| match orderby {
+                "id" => (0, String::new(), o.id),
+                "modified" => (o.modified_ms.div_euclid(1000), String::new(), o.id),
+                _ => (o.created_ms.div_euclid(1000), String::new(), o.id),
+            });
+            let total = orders.len();
+            let page: Vec<Order> = window.of(orders).cloned().collect();
+            (total, page, state.timezone_offset_minutes)
+        };
+        let site = Site {
+            base_url: &inner.base_url,
+            offset,
+        };
+        let shown = page.iter().map(|o| order_json(&site, o)).collect();
+        Ok(page_response(&inner, "orders", pairs, &window, total, shown))
     })
 }
 
