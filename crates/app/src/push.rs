@@ -23,6 +23,8 @@ use crate::{AppError, Metrics, Outcome};
 /// `PushWorker::book_raced_sales`): the windows of the passes in between join the next read, so
 /// that a busy channel's orders are read about once per gap, not once per pass.
 const RACE_CHECK_GAP: Duration = Duration::from_millis(500);
+/// How often a channel task looks again whether its running read of orders is done.
+const RACE_READ_POLL: Duration = Duration::from_millis(50);
 
 /// A channel's orders to read after pushes that sales may have raced.
 #[derive(Default)]
@@ -30,6 +32,8 @@ struct RaceCheck {
     /// The start of the earliest window not read yet (store clock, ms).
     unread_since_ms: Option<i64>,
     last_read: Option<Instant>,
+    /// A read is running (on a task of its own).
+    reading: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -396,43 +400,59 @@ impl PushWorker {
     /// instead of waiting for its webhook or the next backfill. The window starts
     /// `backfill::RECENT_MARGIN` earlier, for clocks that differ a little; the backfill cursor
     /// stays where it is. A failure leaves it to the next backfill. Reads come at least
-    /// `RACE_CHECK_GAP` apart, each covering every window noted since the last; returns how long
-    /// until a window still unread is due (`None`: nothing left to read).
+    /// `RACE_CHECK_GAP` apart, one at a time, each covering every window noted since the last.
+    /// A read runs on a task of its own: the channel's pushes go on meanwhile (a read waits for
+    /// the store's pages and for the writer, ~100 ms on a busy store, which the pushes of the
+    /// sales meanwhile should not). Returns how long until a window still unread is due
+    /// (`None`: nothing left to read).
     async fn book_raced_sales(&self, channel: &str) -> Option<Duration> {
         let wrote_since_ms = {
             let mut checks = self.race_checks.lock().ok()?;
             let check = checks.get_mut(channel)?;
             check.unread_since_ms?;
-            if let Some(wait) = check
+            let gap_left = check
                 .last_read
                 .and_then(|at| RACE_CHECK_GAP.checked_sub(at.elapsed()))
-                .filter(|wait| !wait.is_zero())
-            {
+                .filter(|wait| !wait.is_zero());
+            if check.reading {
+                // The next read starts once this one is done.
+                return Some(gap_left.unwrap_or(RACE_READ_POLL));
+            }
+            if let Some(wait) = gap_left {
                 return Some(wait);
             }
             check.last_read = Some(Instant::now());
+            check.reading = true;
             check.unread_since_ms.take()?
         };
         let since = wrote_since_ms - crate::backfill::RECENT_MARGIN.as_millis() as i64;
-        match crate::backfill::apply_updated_since(
-            &self.store,
-            &self.connectors,
-            channel,
-            since,
-            crate::backfill::Cursor::Keep,
-        )
-        .await
-        {
-            // Counted as the pages of 100 orders the read took.
-            Ok(read) => {
-                for _ in 0..=read / 100 {
-                    self.metrics.record_api_call(channel);
+        let (worker, channel) = (self.clone(), channel.to_owned());
+        tokio::spawn(async move {
+            match crate::backfill::apply_updated_since(
+                &worker.store,
+                &worker.connectors,
+                &channel,
+                since,
+                crate::backfill::Cursor::Keep,
+            )
+            .await
+            {
+                // Counted as the pages of 100 orders the read took.
+                Ok(read) => {
+                    for _ in 0..=read / 100 {
+                        worker.metrics.record_api_call(&channel);
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
                 }
             }
-            Err(e) => {
-                tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
+            if let Ok(mut checks) = worker.race_checks.lock() {
+                if let Some(check) = checks.get_mut(&channel) {
+                    check.reading = false;
+                }
             }
-        }
+        });
         None
     }
 

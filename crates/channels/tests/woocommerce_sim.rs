@@ -555,6 +555,51 @@ async fn orders_updated_later_in_the_same_second_are_read() {
     }
 }
 
+/// A read of many orders reads every page once the first says how many there are, several at
+/// once, and keeps reading while orders placed meanwhile add pages: every order is read, once.
+#[tokio::test]
+async fn orders_over_many_pages_are_all_read_also_while_more_are_placed() {
+    let sim = store(|_| {}).await;
+    let woo = woo(&sim);
+    let item = sim
+        .items()
+        .into_iter()
+        .find(|i| i.kind != "variable")
+        .unwrap();
+    sim.admin_set_stock(item.id, 10_000).unwrap();
+    let since = now_ms();
+    let place = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let order = sim
+                    .place_order(&NewOrder::lines(vec![OrderLine::product(item.id, 1)]))
+                    .unwrap();
+                order["id"].as_u64().unwrap().to_string()
+            })
+            .collect()
+    };
+    let mut placed = place(650);
+    let read = woo.orders_updated_since(since);
+    let more = async {
+        tokio::task::yield_now().await;
+        place(150)
+    };
+    let (read, more) = tokio::join!(read, more);
+    let read: Vec<String> = read.unwrap().into_iter().map(|o| o.external_id).collect();
+    let distinct: std::collections::BTreeSet<&String> = read.iter().collect();
+    assert_eq!(distinct.len(), read.len(), "an order was read twice");
+    for id in &placed {
+        assert!(
+            distinct.contains(id),
+            "order {id} placed before the read was not read"
+        );
+    }
+    // Those placed while it ran may or may not be in it; a read after has all of them.
+    placed.extend(more);
+    let all = woo.orders_updated_since(since).await.unwrap();
+    assert_eq!(all.len(), placed.len());
+}
+
 #[tokio::test]
 async fn refunds_reference_the_order_lines() {
     let sim = store(|_| {}).await;

@@ -127,8 +127,9 @@ impl Connector for WooCommerce {
         catalog::read_quantities(&self.api, listings).await
     }
 
-    /// `GET orders?modified_after=…&dates_are_gmt=true&status=any`, every page, and an order met
-    /// twice while pages shift is kept once, at its latest version. WooCommerce keeps
+    /// `GET orders?modified_after=…&dates_are_gmt=true&status=any&orderby=id&order=asc`, every
+    /// page (see `Api::get_all`); an order met twice is kept once, at its latest version.
+    /// WooCommerce keeps
     /// `date_modified` to the second and `modified_after` excludes the second it names, so the
     /// time asked is the second before the one `since_ms` falls in: an order modified later in
     /// that same second is read too.
@@ -140,6 +141,10 @@ impl Connector for WooCommerce {
             ),
             ("dates_are_gmt", "true".to_owned()),
             ("status", "any".to_owned()),
+            // Oldest first: orders placed while the pages are read come after the last page
+            // instead of pushing older ones onto pages already read.
+            ("orderby", "id".to_owned()),
+            ("order", "asc".to_owned()),
         ];
         let mut latest: BTreeMap<String, ChannelOrder> = BTreeMap::new();
         for raw in self.api.get_all("orders", &query).await? {

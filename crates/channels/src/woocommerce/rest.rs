@@ -105,38 +105,123 @@ impl Api {
         Ok(Self::json(response).await?)
     }
 
-    /// Every item of a collection, page by page.
+    /// Every item of a collection. The first page says how many there are (`X-WP-TotalPages`);
+    /// the others are then read up to `PAGES_IN_FLIGHT` at once, and any pages the collection
+    /// grew by meanwhile one after another. A store that does not say reads page after page.
     pub async fn get_all(
         &self,
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<Value>, ChannelError> {
-        let mut items = Vec::new();
-        for page in 1..=PAGES_MAX {
-            let request = self.request(Method::GET, path).query(query).query(&[
-                ("per_page", PAGE_SIZE.to_string()),
-                ("page", page.to_string()),
-            ]);
-            let response = self.send(request).await.map_err(|f| f.error)?;
-            let more = more_pages(response.headers(), page);
-            let got = match Self::json(response).await? {
-                Value::Array(got) => got,
-                other => {
-                    let start: String = other.to_string().chars().take(120).collect();
-                    return Err(ChannelError::Transient(format!(
-                        "WooCommerce {path} is not a list: {start}"
-                    )));
+        let (mut items, first) = self.page(path, query, 1).await?;
+        let Some(mut total) = first.total else {
+            return self.pages_one_by_one(path, query, 2, items, first).await;
+        };
+        let mut next = 2;
+        while next <= total.min(PAGES_MAX) {
+            let last = total.min(PAGES_MAX);
+            let mut in_flight = tokio::task::JoinSet::new();
+            let mut pages: Vec<(u32, Vec<Value>)> = Vec::new();
+            let mut page = next;
+            loop {
+                while in_flight.len() < PAGES_IN_FLIGHT && page <= last {
+                    let (api, path, query) = (self.clone(), path.to_owned(), owned(query));
+                    in_flight.spawn(async move {
+                        let query: Vec<(&str, String)> =
+                            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
+                        (page, api.page(&path, &query, page).await)
+                    });
+                    page += 1;
                 }
-            };
-            let full = got.len() >= PAGE_SIZE;
-            let empty = got.is_empty();
-            items.extend(got);
-            if empty || !more.unwrap_or(full) {
-                break;
+                let Some(joined) = in_flight.join_next().await else {
+                    break;
+                };
+                let (number, read) = joined.map_err(|e| {
+                    ChannelError::Transient(format!("reading WooCommerce {path} stopped: {e}"))
+                })?;
+                let (got, shape) = read?;
+                // Items the store added meanwhile make more pages: read them after.
+                total = total.max(shape.total.unwrap_or(total));
+                pages.push((number, got));
             }
+            pages.sort_by_key(|(number, _)| *number);
+            items.extend(pages.into_iter().flat_map(|(_, got)| got));
+            next = last + 1;
         }
         Ok(items)
     }
+
+    /// The rest of a collection whose store does not say how many pages it has: page after page
+    /// from `page`, while the last one says there is more (or, saying nothing, was full).
+    async fn pages_one_by_one(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut page: u32,
+        mut items: Vec<Value>,
+        mut last: PageShape,
+    ) -> Result<Vec<Value>, ChannelError> {
+        while last.more.unwrap_or(last.full) && !last.empty && page <= PAGES_MAX {
+            let (got, shape) = self.page(path, query, page).await?;
+            items.extend(got);
+            last = shape;
+            page += 1;
+        }
+        Ok(items)
+    }
+
+    /// One page of a collection, and what it says of the others.
+    async fn page(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        page: u32,
+    ) -> Result<(Vec<Value>, PageShape), ChannelError> {
+        let request = self.request(Method::GET, path).query(query).query(&[
+            ("per_page", PAGE_SIZE.to_string()),
+            ("page", page.to_string()),
+        ]);
+        let response = self.send(request).await.map_err(|f| f.error)?;
+        let total = total_pages(response.headers());
+        let more = more_pages(response.headers(), page);
+        let got = match Self::json(response).await? {
+            Value::Array(got) => got,
+            other => {
+                let start: String = other.to_string().chars().take(120).collect();
+                return Err(ChannelError::Transient(format!(
+                    "WooCommerce {path} is not a list: {start}"
+                )));
+            }
+        };
+        let shape = PageShape {
+            total,
+            more,
+            full: got.len() >= PAGE_SIZE,
+            empty: got.is_empty(),
+        };
+        Ok((got, shape))
+    }
+}
+
+/// Pages of one collection read at once.
+const PAGES_IN_FLIGHT: usize = 4;
+
+/// What a page says of the collection it belongs to.
+#[derive(Debug, Clone, Copy)]
+struct PageShape {
+    /// `X-WP-TotalPages`, when the store sends it.
+    total: Option<u32>,
+    /// Whether a later page exists (see `more_pages`).
+    more: Option<bool>,
+    full: bool,
+    empty: bool,
+}
+
+fn owned(query: &[(&str, String)]) -> Vec<(String, String)> {
+    query
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect()
 }
 
 /// A failed call: its classification, and the HTTP status when the store answered one.
@@ -155,14 +240,18 @@ impl From<ChannelError> for Failure {
     }
 }
 
+/// The collection's number of pages (`X-WP-TotalPages`), when the store says.
+fn total_pages(headers: &HeaderMap) -> Option<u32> {
+    headers
+        .get("x-wp-totalpages")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u32>().ok())
+}
+
 /// Whether a page after `page` exists, by `X-WP-TotalPages`, else by a `Link: <…>; rel="next"`;
 /// `None` when the store sends neither.
 fn more_pages(headers: &HeaderMap, page: u32) -> Option<bool> {
-    let total = headers
-        .get("x-wp-totalpages")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u32>().ok());
-    if let Some(total) = total {
+    if let Some(total) = total_pages(headers) {
         return Some(page < total);
     }
     let links: Vec<&str> = headers

@@ -965,7 +965,9 @@ pub(crate) async fn list_orders(
             offset,
         };
         let shown = page.iter().map(|o| order_json(&site, o)).collect();
-        Ok(page_response(&inner, "orders", pairs, &window, total, shown))
+        Ok(page_response(
+            &inner, "orders", pairs, &window, total, shown,
+        ))
     })
 }
 
