@@ -528,6 +528,20 @@ async fn orders_backfill_pages_through_every_status() {
         .is_empty());
 }
 
+/// The store's first simple (not variable) product.
+fn simple_product(sim: &WooSim) -> stockhub_sim::woocommerce::ItemInfo {
+    sim.items()
+        .into_iter()
+        .find(|i| i.kind != "variable")
+        .expect("a simple product")
+}
+
+/// An order of one unit of the product, placed in the store.
+fn sell_one(sim: &WooSim, product_id: u64) -> Value {
+    sim.place_order(&NewOrder::lines(vec![OrderLine::product(product_id, 1)]))
+        .expect("a sale")
+}
+
 /// WooCommerce keeps `date_modified` to the second and `modified_after` excludes the second it
 /// names: a read of the orders updated since a moment still finds one updated later in the same
 /// second.
@@ -535,16 +549,10 @@ async fn orders_backfill_pages_through_every_status() {
 async fn orders_updated_later_in_the_same_second_are_read() {
     let sim = store(|_| {}).await;
     let woo = woo(&sim);
-    let item = sim
-        .items()
-        .into_iter()
-        .find(|i| i.kind != "variable")
-        .unwrap();
+    let item = simple_product(&sim);
     for _ in 0..3 {
         let since = now_ms();
-        let order = sim
-            .place_order(&NewOrder::lines(vec![OrderLine::product(item.id, 1)]))
-            .unwrap();
+        let order = sell_one(&sim, item.id);
         let id = order["id"].as_u64().unwrap().to_string();
         let read = woo.orders_updated_since(since).await.unwrap();
         assert!(
@@ -561,19 +569,13 @@ async fn orders_updated_later_in_the_same_second_are_read() {
 async fn orders_over_many_pages_are_all_read_also_while_more_are_placed() {
     let sim = store(|_| {}).await;
     let woo = woo(&sim);
-    let item = sim
-        .items()
-        .into_iter()
-        .find(|i| i.kind != "variable")
-        .unwrap();
+    let item = simple_product(&sim);
     sim.admin_set_stock(item.id, 10_000).unwrap();
     let since = now_ms();
     let place = |n: usize| -> Vec<String> {
         (0..n)
             .map(|_| {
-                let order = sim
-                    .place_order(&NewOrder::lines(vec![OrderLine::product(item.id, 1)]))
-                    .unwrap();
+                let order = sell_one(&sim, item.id);
                 order["id"].as_u64().unwrap().to_string()
             })
             .collect()
