@@ -63,6 +63,12 @@ pub async fn on_demand(
     }
 }
 
+/// The earlier of two times the unexplained sales can have been made after; unknown if either
+/// is (an on-demand backfill then reads from the cursor).
+pub(crate) fn earliest_if_known(a: Option<i64>, b: Option<i64>) -> Option<i64> {
+    a.zip(b).map(|(a, b)| a.min(b))
+}
+
 /// Whether reading a channel's orders moves its backfill cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
@@ -205,9 +211,7 @@ pub async fn run(
             if due {
                 on_demand
                     .entry(request.channel)
-                    .and_modify(|after| {
-                        *after = after.zip(request.sales_after_ms).map(|(a, b)| a.min(b))
-                    })
+                    .and_modify(|after| *after = earliest_if_known(*after, request.sales_after_ms))
                     .or_insert(request.sales_after_ms);
             }
         }

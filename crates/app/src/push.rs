@@ -203,7 +203,7 @@ impl PushWorker {
                 check.unread_since_ms = Some(check.unread_since_ms.map_or(since, |s| s.min(since)));
             }
         }
-        self.book_raced_sales(channel).await;
+        self.book_raced_sales(channel);
         Ok(finished)
     }
 
@@ -405,7 +405,7 @@ impl PushWorker {
     /// the store's pages and for the writer, ~100 ms on a busy store, which the pushes of the
     /// sales meanwhile should not). Returns how long until a window still unread is due
     /// (`None`: nothing left to read).
-    async fn book_raced_sales(&self, channel: &str) -> Option<Duration> {
+    fn book_raced_sales(&self, channel: &str) -> Option<Duration> {
         let wrote_since_ms = {
             let mut checks = self.race_checks.lock().ok()?;
             let check = checks.get_mut(channel)?;
@@ -426,12 +426,16 @@ impl PushWorker {
             check.unread_since_ms.take()?
         };
         let since = wrote_since_ms - crate::backfill::RECENT_MARGIN.as_millis() as i64;
-        let (worker, channel) = (self.clone(), channel.to_owned());
+        let reading = Reading {
+            worker: self.clone(),
+            channel: channel.to_owned(),
+        };
         tokio::spawn(async move {
+            let Reading { worker, channel } = &reading;
             match crate::backfill::apply_updated_since(
                 &worker.store,
                 &worker.connectors,
-                &channel,
+                channel,
                 since,
                 crate::backfill::Cursor::Keep,
             )
@@ -440,16 +444,11 @@ impl PushWorker {
                 // Counted as the pages of 100 orders the read took.
                 Ok(read) => {
                     for _ in 0..=read / 100 {
-                        worker.metrics.record_api_call(&channel);
+                        worker.metrics.record_api_call(channel);
                     }
                 }
                 Err(e) => {
                     tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
-                }
-            }
-            if let Ok(mut checks) = worker.race_checks.lock() {
-                if let Some(check) = checks.get_mut(&channel) {
-                    check.reading = false;
                 }
             }
         });
@@ -497,7 +496,7 @@ impl PushWorker {
             let this = after.get(&t.listing.id).copied();
             earliest = Some(match earliest {
                 None => this,
-                Some(known) => known.zip(this).map(|(a, b)| a.min(b)),
+                Some(known) => crate::backfill::earliest_if_known(known, this),
             });
         }
         earliest
@@ -743,7 +742,7 @@ impl PushWorker {
             }
             // Mark the commits seen so far as read: any later one wakes the wait below.
             commits.borrow_and_update();
-            let race_check = self.book_raced_sales(channel).await;
+            let race_check = self.book_raced_sales(channel);
             let wait = match self.due_in(channel).await {
                 Some(due) if due.is_zero() => self.paused_for(channel),
                 Some(due) => due.min(IDLE_WAKE),
@@ -825,6 +824,23 @@ struct Report {
     again: BTreeSet<String>,
     /// When the first call that set a quantity left (the store's clock).
     wrote_since_ms: Option<i64>,
+}
+
+/// A channel's read of orders after pushes, running: when it ends, however it ends, the next
+/// one may start.
+struct Reading {
+    worker: PushWorker,
+    channel: String,
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        if let Ok(mut checks) = self.worker.race_checks.lock() {
+            if let Some(check) = checks.get_mut(&self.channel) {
+                check.reading = false;
+            }
+        }
+    }
 }
 
 /// An order backfill the push worker asks for: a channel showed a decrease no order explains.

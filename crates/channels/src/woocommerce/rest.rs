@@ -117,6 +117,12 @@ impl Api {
         let Some(mut total) = first.total else {
             return self.pages_one_by_one(path, query, 2, items, first).await;
         };
+        let owned_query: Arc<Vec<(String, String)>> = Arc::new(
+            query
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), v.clone()))
+                .collect(),
+        );
         let mut next = 2;
         while next <= total.min(PAGES_MAX) {
             let last = total.min(PAGES_MAX);
@@ -125,12 +131,8 @@ impl Api {
             let mut page = next;
             loop {
                 while in_flight.len() < PAGES_IN_FLIGHT && page <= last {
-                    let (api, path, query) = (self.clone(), path.to_owned(), owned(query));
-                    in_flight.spawn(async move {
-                        let query: Vec<(&str, String)> =
-                            query.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
-                        (page, api.page(&path, &query, page).await)
-                    });
+                    let (api, path, query) = (self.clone(), path.to_owned(), owned_query.clone());
+                    in_flight.spawn(async move { (page, api.page(&path, &*query, page).await) });
                     page += 1;
                 }
                 let Some(joined) = in_flight.join_next().await else {
@@ -170,11 +172,12 @@ impl Api {
         Ok(items)
     }
 
-    /// One page of a collection, and what it says of the others.
-    async fn page(
+    /// One page of a collection (`query`: its parameters, as name and value pairs), and what it
+    /// says of the others.
+    async fn page<Q: serde::Serialize + ?Sized>(
         &self,
         path: &str,
-        query: &[(&str, String)],
+        query: &Q,
         page: u32,
     ) -> Result<(Vec<Value>, PageShape), ChannelError> {
         let request = self.request(Method::GET, path).query(query).query(&[
@@ -215,13 +218,6 @@ struct PageShape {
     more: Option<bool>,
     full: bool,
     empty: bool,
-}
-
-fn owned(query: &[(&str, String)]) -> Vec<(String, String)> {
-    query
-        .iter()
-        .map(|(k, v)| ((*k).to_owned(), v.clone()))
-        .collect()
 }
 
 /// A failed call: its classification, and the HTTP status when the store answered one.

@@ -27,7 +27,7 @@ use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use serde_json::{json, Map, Value};
 
-use super::json::{item_json, order_json, refund_json, Site};
+use super::json::{item_json, order_json, refund_json};
 use super::model::{Item, Kind, Order, State as Store};
 use super::Inner;
 use crate::display::Cause;
@@ -943,7 +943,7 @@ pub(crate) async fn list_orders(
         let window = Window::read(pairs)?;
         // The page is chosen under the store's lock and rendered after it, as a real store
         // serves its order list without holding up its stock writes and sales meanwhile.
-        let (total, page, offset) = {
+        let (total, page, site) = {
             let state = inner.lock();
             let mut orders = Vec::new();
             for order in state.orders.values() {
@@ -958,11 +958,7 @@ pub(crate) async fn list_orders(
             });
             let total = orders.len();
             let page: Vec<Order> = window.of(orders).cloned().collect();
-            (total, page, state.timezone_offset_minutes)
-        };
-        let site = Site {
-            base_url: &inner.base_url,
-            offset,
+            (total, page, inner.site(&state))
         };
         let shown = page.iter().map(|o| order_json(&site, o)).collect();
         Ok(page_response(
