@@ -62,7 +62,8 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).
 const MIGRATION_LOCK: i64 = 0x73746f636b687562;
 
-/// How often a unit of work is run again after conflicts before its error is returned.
+/// How often a unit of work is run again after conflicts, or after it could not reach the
+/// database, before its error is returned.
 const MAX_ATTEMPTS: u32 = 50;
 
 /// How long a unit that is not the first of its transaction may wait for a lock.
@@ -841,6 +842,25 @@ struct Pending {
     attempts: u32,
 }
 
+/// The units that may go again after a failure that was not theirs (the database could not be
+/// reached, the transaction broke), each with one attempt more. A unit that has had
+/// `MAX_ATTEMPTS` is dropped: its caller is told the store is unavailable instead of waiting as
+/// long as the database is away.
+fn still_to_try(units: impl IntoIterator<Item = Pending>) -> impl Iterator<Item = Pending> {
+    units.into_iter().filter_map(|mut pending| {
+        pending.attempts += 1;
+        if pending.attempts < MAX_ATTEMPTS {
+            Some(pending)
+        } else {
+            tracing::error!(
+                attempts = pending.attempts,
+                "a unit of work could not reach the database; it is refused"
+            );
+            None
+        }
+    })
+}
+
 /// What became of one unit inside a group transaction.
 enum Outcome {
     /// Finished; the job is kept until the commit, to run again if the commit meets a conflict.
@@ -888,10 +908,19 @@ fn run_unit(
     // Sent even when the unit failed: its savepoint must exist before it is rolled back to.
     sql.flush();
     if sql.start_failed {
-        // The transaction is broken; the unit goes again in the next one.
+        // The transaction is broken; the unit goes again in the next one, unless it has tried
+        // often enough (its caller is then told the store is unavailable).
         tracing::error!(error = ?sql.failed, "starting a unit of work failed");
-        pending.attempts += 1;
-        return Outcome::Again(pending);
+        return match still_to_try([pending]).next() {
+            Some(pending) => Outcome::Again(pending),
+            None => Outcome::Done(
+                Finish {
+                    ok: false,
+                    deliver: Box::new(|_| {}),
+                },
+                None,
+            ),
+        };
     }
     let conflict = sql.conflict;
     if let (true, Some(failed)) = (finish.ok, sql.failed.take()) {
@@ -979,7 +1008,7 @@ fn write_loop(
                         Err(e) => tracing::error!(error = %e, "reconnecting to PostgreSQL failed"),
                     }
                 }
-                again.extend(group.drain(..));
+                again.extend(still_to_try(group.drain(..)));
                 continue;
             }
         };
