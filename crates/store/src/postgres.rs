@@ -900,10 +900,7 @@ fn run_unit(
     start.push("SAVEPOINT unit");
     let mut finish = match sql.start_unit(&start) {
         Ok(()) => run_write_unit(&mut pending.job, &mut sql),
-        Err(_) => Finish {
-            ok: false,
-            deliver: Box::new(|_| {}),
-        },
+        Err(_) => Finish::refused(),
     };
     // Sent even when the unit failed: its savepoint must exist before it is rolled back to.
     sql.flush();
@@ -913,13 +910,7 @@ fn run_unit(
         tracing::error!(error = ?sql.failed, "starting a unit of work failed");
         return match still_to_try([pending]).next() {
             Some(pending) => Outcome::Again(pending),
-            None => Outcome::Done(
-                Finish {
-                    ok: false,
-                    deliver: Box::new(|_| {}),
-                },
-                None,
-            ),
+            None => Outcome::Done(Finish::refused(), None),
         };
     }
     let conflict = sql.conflict;

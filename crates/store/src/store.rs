@@ -21,6 +21,17 @@ pub struct Finish {
     pub deliver: Box<dyn FnOnce(Option<StoreError>) + Send>,
 }
 
+impl Finish {
+    /// A unit that failed with nothing to deliver: its caller hears of it when its job is
+    /// dropped (the store is unavailable), or from a run of its own.
+    pub(crate) fn refused() -> Self {
+        Self {
+            ok: false,
+            deliver: Box::new(|_| {}),
+        }
+    }
+}
+
 /// A type-erased unit of work. A backend may run it more than once — after a conflict with a
 /// concurrent transaction it is rolled back and run again — and delivers only the last run's
 /// result.
@@ -96,10 +107,7 @@ pub(crate) fn orders_together<'a>(
             Err(e) => {
                 // Each order then runs on its own, and meets the failure there if it is its own.
                 tracing::warn!(error = %e, "applying new orders together failed; each runs on its own");
-                Finish {
-                    ok: false,
-                    deliver: Box::new(|_| {}),
-                }
+                Finish::refused()
             }
         }
     });
@@ -244,10 +252,7 @@ pub(crate) fn run_write_unit(job: &mut Job, sql: &mut dyn Sql) -> Finish {
 pub(crate) fn run_job(job: &mut Job, sql: &mut dyn Sql) -> Finish {
     std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| (job.run)(sql))).unwrap_or_else(|_| {
         tracing::error!("a unit of work panicked; it was rolled back");
-        Finish {
-            ok: false,
-            deliver: Box::new(|_| {}),
-        }
+        Finish::refused()
     })
 }
 
