@@ -204,6 +204,8 @@ struct Exchange {
     throttled: bool,
     /// Shopify GraphQL: `throttleStatus.currentlyAvailable` in the answer.
     bucket_left: Option<f64>,
+    /// Shopify GraphQL: the stale compare-and-set errors in the answer.
+    stale: usize,
 }
 
 #[derive(Default)]
@@ -334,6 +336,7 @@ fn note_answer(bytes: &[u8], now: u64, log: &Mutex<TapLog>, current: &AtomicUsiz
     if find(bytes, b"THROTTLED").is_some() {
         exchange.throttled = true;
     }
+    exchange.stale += count(bytes, b"QUANTITY_STALE");
     const AVAILABLE: &[u8] = b"\"currentlyAvailable\":";
     if let Some(at) = find(bytes, AVAILABLE) {
         let digits: String = bytes[at + AVAILABLE.len()..]
@@ -1074,6 +1077,9 @@ struct CallStats {
     pushes: u64,
     push_items: u64,
     reads: u64,
+    /// Shopify: pushes answered with a stale compare-and-set (refused whole, sent again less
+    /// the stale items).
+    stale_pushes: u64,
     throttled: u64,
     too_many: u64,
     failed: u64,
@@ -1436,17 +1442,19 @@ fn dump_run(
 
 fn dump_calls(dir: &Path, name: &str, exchanges: &[Exchange]) {
     let _ = std::fs::create_dir_all(dir);
-    let mut out = String::from("at_us,answered_us,status,throttled,bucket_left,bytes,path,items\n");
+    let mut out =
+        String::from("at_us,answered_us,status,throttled,bucket_left,stale,bytes,path,items\n");
     for e in exchanges {
         let items = count(&e.body, b"inventoryItemId") + count(&e.body, b"stock_quantity");
         let _ = writeln!(
             out,
-            "{},{},{},{},{},{},{},{items}",
+            "{},{},{},{},{},{},{},{},{items}",
             e.at_us,
             e.answered_us.map_or(String::new(), |a| a.to_string()),
             e.status.map_or(String::new(), |s| s.to_string()),
             e.throttled,
             e.bucket_left.map_or(String::new(), |b| b.to_string()),
+            e.stale,
             e.body.len(),
             e.path
         );
@@ -1471,6 +1479,9 @@ fn call_stats(shopify: bool, exchanges: &[Exchange], from_us: u64, to_us: u64) -
         };
         if push {
             stats.pushes += 1;
+            if e.stale > 0 {
+                stats.stale_pushes += 1;
+            }
             stats.push_items += items as u64;
             stats.push_durations_us.extend(duration);
         } else {
@@ -2027,13 +2038,18 @@ fn print_details(r: &RunResult) {
         let p99 = percentile(&s.push_durations_us, 0.99);
         let _ = writeln!(
             out,
-            "  {name:<7} API: {} calls ({:.1}/s): {} pushes of {:.1} items avg (push call p50 {} p99 {} ms), {} reads; THROTTLED {}, 429 {}, other errors {}; stockhub counted {} | whole run: {} calls, THROTTLED {}, 429 {}{}",
+            "  {name:<7} API: {} calls ({:.1}/s): {} pushes of {:.1} items avg (push call p50 {} p99 {} ms){}, {} reads; THROTTLED {}, 429 {}, other errors {}; stockhub counted {} | whole run: {} calls, THROTTLED {}, 429 {}{}",
             s.calls,
             s.calls as f64 / r.window_seconds,
             s.pushes,
             s.push_items as f64 / s.pushes.max(1) as f64,
             ms(p50),
             ms(p99),
+            if s.stale_pushes > 0 {
+                format!(", {} of them refused for a stale compare-and-set", s.stale_pushes)
+            } else {
+                String::new()
+            },
             s.reads,
             s.throttled,
             s.too_many,
