@@ -11,8 +11,11 @@ use crate::registry::Connectors;
 use crate::webhooks::order_input;
 use crate::AppError;
 
-/// How far back each pass re-reads, so that orders updated while the last pass ran are not missed.
-pub const OVERLAP_MS: i64 = 5 * 60 * 1000;
+/// How far before its cursor a backfill starts reading: for orders a channel made visible a
+/// little after their update time (its own commit), and for clocks that differ. The cursor itself
+/// is never later than when the last backfill began (see `next_cursor`), so orders updated while
+/// that one ran are read again anyway.
+pub const OVERLAP_MS: i64 = 60 * 1000;
 
 /// The least time between two backfills of one channel asked for by the push worker.
 pub const ON_DEMAND_MIN_GAP: std::time::Duration = std::time::Duration::from_secs(10);
@@ -72,7 +75,8 @@ pub(crate) fn earliest_if_known(a: Option<i64>, b: Option<i64>) -> Option<i64> {
 /// Whether reading a channel's orders moves its backfill cursor.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cursor {
-    /// A backfill: the cursor moves to the newest order read.
+    /// A backfill: the cursor moves to the newest order read, or to when the read began if
+    /// that is earlier (see `next_cursor`).
     Advance,
     /// A look at a short recent window (after a push that may have raced a sale): the cursor
     /// stays, so that the next backfill still covers everything before.
@@ -100,11 +104,13 @@ pub async fn apply_updated_since(
         };
         inputs.push(order_input(order, &refunds));
     }
-    // The cursor is the channel's own `updated_at`, in ms.
-    let newest = inputs
-        .iter()
-        .map(|o| stockhub_channels::connector::version_time_ms(o.version))
-        .max();
+    let cursor_to = next_cursor(
+        inputs
+            .iter()
+            .map(|o| stockhub_channels::connector::version_time_ms(o.version))
+            .max(),
+        began,
+    );
     let code = Code::parse("channel", channel).map_err(|e| AppError::Invalid(e.to_string()))?;
     let count = inputs.len();
     // Most orders read back were applied already, by their webhooks: those are left out on a
@@ -135,7 +141,7 @@ pub async fn apply_updated_since(
     for (n, unit) in units.into_iter().enumerate() {
         let code = code.clone();
         let cursor = if n == last && cursor == Cursor::Advance {
-            newest
+            cursor_to
         } else {
             None
         };
@@ -145,8 +151,8 @@ pub async fn apply_updated_since(
                 for input in &unit {
                     intake::apply_channel_order(sql, &ctx, &code, input)?;
                 }
-                if let Some(newest) = cursor {
-                    catalog::set_orders_cursor(sql, code.as_str(), newest)?;
+                if let Some(to) = cursor {
+                    catalog::set_orders_cursor(sql, code.as_str(), to)?;
                 }
                 Ok(())
             })
@@ -156,6 +162,16 @@ pub async fn apply_updated_since(
         .orders_read
         .note(since, began, cursor == Cursor::Advance);
     Ok(count)
+}
+
+/// Where a backfill that began at `began` (store clock) and read orders updated up to `newest`
+/// (the channel's `updated_at`) leaves the cursor: at the newest order read, but no later than
+/// when the read began — an order updated while the read went through the pages can be missing
+/// from pages already read, and the next backfill must read it. Taking the earlier of the two
+/// clocks is safe whichever runs ahead: a channel clock behind ours gives its own time, one
+/// ahead gives ours, which is earlier on the channel's clock. No order read: the cursor stays.
+fn next_cursor(newest: Option<i64>, began: i64) -> Option<i64> {
+    newest.map(|newest| newest.min(began))
 }
 
 /// Orders applied per unit of work by a backfill.
@@ -262,4 +278,21 @@ pub async fn run(
 fn now_ms() -> i64 {
     use stockhub_store::Clock;
     stockhub_store::SystemClock.now_ms()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_cursor_stays_at_or_before_the_start_of_the_read() {
+        let began = 1_000_000;
+        // Orders updated before the read began: the newest of them.
+        assert_eq!(next_cursor(Some(990_000), began), Some(990_000));
+        // An order updated during the read (or a channel clock ahead of ours): when the read
+        // began, so that orders updated while it ran are read by the next backfill.
+        assert_eq!(next_cursor(Some(1_004_000), began), Some(began));
+        // Nothing read: the cursor stays where it is.
+        assert_eq!(next_cursor(None, began), None);
+    }
 }
