@@ -672,12 +672,28 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     result
 }
 
+/// Which side of the true time a transaction's clock errs on (see `begin`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Stamps {
+    /// Writes: never earlier than the moment a time stands for.
+    NoEarlier,
+    /// Reads: never later.
+    NoLater,
+}
+
 /// Begins a transaction with `statement` and gives its time source: `clock`, or else the
-/// database clock, read in the same round trip.
+/// database clock, read in the same round trip and carried forward on this process's monotonic
+/// clock. The round trip puts the database's reading somewhere between sending and answer: a
+/// write counts from the sending, so its times are never earlier than the moments they stand
+/// for; a read counts from the answer, so its times are never later. Then whatever a write
+/// records after a read began carries a later time than that read, however long either answer
+/// took to come back — an order booked after a read of a channel's quantity is a sale after the
+/// read (`pushes::observe` depends on it).
 fn begin<'a>(
     conn: &mut Connection,
     statement: &str,
     clock: Option<&'a dyn Clock>,
+    stamps: Stamps,
 ) -> std::result::Result<TimeSource<'a>, postgres::Error> {
     if let Some(clock) = clock {
         return conn.batch(statement).map(|()| TimeSource::Given(clock));
@@ -687,6 +703,7 @@ fn begin<'a>(
     let clock_statement =
         conn.prepare("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")?;
     let client = &conn.client;
+    let sent = Instant::now();
     let (began, now) = conn.wait(futures_util::future::join(
         client.batch_execute(statement),
         client.query_one(&clock_statement, &[]),
@@ -694,7 +711,10 @@ fn begin<'a>(
     began?;
     Ok(TimeSource::Database {
         at_start_ms: now?.try_get(0)?,
-        started: Instant::now(),
+        started: match stamps {
+            Stamps::NoEarlier => sent,
+            Stamps::NoLater => Instant::now(),
+        },
     })
 }
 
@@ -987,7 +1007,7 @@ fn write_loop(
         }
         conn.ledger_claimed = false;
         conn.savepoint_to_release = false;
-        let time = match begin(conn, "BEGIN", clock) {
+        let time = match begin(conn, "BEGIN", clock, Stamps::NoEarlier) {
             Ok(time) => time,
             Err(e) => {
                 tracing::error!(error = %e, "could not begin a write transaction (or read the database clock); retrying");
@@ -1098,6 +1118,7 @@ fn read_loop(
             conn,
             "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
             clock,
+            Stamps::NoLater,
         ) {
             Ok(time) => time,
             Err(e) => {
