@@ -13,7 +13,7 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use stockhub_store::testing::{add_locations, test_database, TestBackend};
-use stockhub_store::{ManualClock, StoreError, StoreOptions, SystemClock};
+use stockhub_store::{Clock, ManualClock, Store, StoreError, StoreOptions, SystemClock};
 
 /// A TCP relay to the PostgreSQL server that can be cut (its open connections closed and new
 /// ones refused, as when the database host goes away), and that can hold back every answer for a
@@ -77,13 +77,15 @@ impl Relay {
         }
     }
 
-    /// `url` with the relay in place of the server.
-    fn url(&self, url: &str) -> String {
-        url.replacen(
+    /// A store on the database at `url`, reached through the relay.
+    fn open_store(&self, url: &str, clock: Arc<dyn Clock>) -> Store {
+        let through = url.replacen(
             &server_address(url).to_string(),
             &self.address.to_string(),
             1,
-        )
+        );
+        stockhub_store::open(&through, clock, &StoreOptions::default())
+            .expect("open the store through the relay")
     }
 }
 
@@ -119,12 +121,7 @@ fn a_write_is_refused_while_the_database_cannot_be_reached() {
         return;
     };
     let relay = Relay::start(server_address(&db.url));
-    let store = stockhub_store::open(
-        &relay.url(&db.url),
-        Arc::new(ManualClock::new(1_000_000)),
-        &StoreOptions::default(),
-    )
-    .expect("open the store through the relay");
+    let store = relay.open_store(&db.url, Arc::new(ManualClock::new(1_000_000)));
     store
         .write_blocking(|sql| add_locations(sql, &["a"]))
         .expect("a write while the database is there");
@@ -166,12 +163,7 @@ fn times_stay_in_order_when_the_databases_answers_are_slow() {
     };
     let relay = Relay::start(server_address(&db.url));
     // The wall clock: the store then reads the database's clock.
-    let store = stockhub_store::open(
-        &relay.url(&db.url),
-        Arc::new(SystemClock),
-        &StoreOptions::default(),
-    )
-    .expect("open the store through the relay");
+    let store = relay.open_store(&db.url, Arc::new(SystemClock));
     // The first transactions prepare their statements.
     store.write_blocking(|sql| Ok(sql.now_ms())).expect("write");
     store.read_blocking(|sql| Ok(sql.now_ms())).expect("read");
