@@ -492,6 +492,14 @@ impl Sql for Conn<'_> {
         Ok(())
     }
 
+    fn writes_open_begun_by(&mut self, at_ms: i64) -> Result<bool> {
+        let reference = self.now_ms();
+        Ok(self
+            .query(OTHER_WRITE_FLOORS, &[])?
+            .iter()
+            .any(|r| time_from_residue(r.int(0), reference) <= at_ms))
+    }
+
     fn ledger_tail_bound(&mut self) -> Result<Option<i64>> {
         if !self.writing {
             // A snapshot taken before the bound is read could miss a transaction that commits
@@ -672,6 +680,41 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     result
 }
 
+// Times of writes not seen yet. A write transaction stamps what it writes with times from its
+// start on, but others see it only once it commits: a reader that counts the orders booked up to
+// a moment (`pushes::observe`) could miss one stamped before that moment and committed after,
+// and never count it since. So every write transaction publishes, as it begins, the time it
+// starts from (the lowest it stamps), as the key of a shared transaction-level advisory lock —
+// one-bigint form: the schema's oid, then the time in milliseconds modulo 2^32 — which every
+// session sees at once and which goes at commit or rollback. `Sql::writes_open_begun_by` reads
+// the others' (see `Store::wait_for_writes_begun_by`).
+
+/// The database clock, in milliseconds, for a write transaction: read and published as the
+/// transaction's time floor.
+const READ_CLOCK_PUBLISHING_WRITE_FLOOR: &str = "SELECT now.ms, pg_advisory_xact_lock_shared(
+    ((SELECT oid FROM pg_namespace WHERE nspname = current_schema())::bigint << 32)
+      | (now.ms & 4294967295))
+    FROM (SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint AS ms) AS now";
+
+/// The time floors (modulo 2^32) published by the other open write transactions on this schema.
+const OTHER_WRITE_FLOORS: &str = "SELECT objid::bigint FROM pg_locks
+    WHERE locktype = 'advisory' AND objsubid = 1 AND mode = 'ShareLock'
+      AND classid = (SELECT oid FROM pg_namespace WHERE nspname = current_schema())
+      AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+      AND pid <> pg_backend_pid()";
+
+/// The time (ms) whose residue modulo 2^32 is `residue`, nearest to `reference` (published floors
+/// are at most a transaction's length away from it, far less than 2^31 ms).
+fn time_from_residue(residue: i64, reference: i64) -> i64 {
+    const MODULUS: i64 = 1 << 32;
+    let ahead = (residue - reference).rem_euclid(MODULUS);
+    if ahead < MODULUS / 2 {
+        reference + ahead
+    } else {
+        reference + ahead - MODULUS
+    }
+}
+
 /// Which side of the true time a transaction's clock errs on (see `begin`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Stamps {
@@ -700,8 +743,10 @@ fn begin<'a>(
     }
     // Prepared once per connection (a statement given as text would be parsed, described and
     // closed again on every transaction).
-    let clock_statement =
-        conn.prepare("SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint")?;
+    let clock_statement = conn.prepare(match stamps {
+        Stamps::NoEarlier => READ_CLOCK_PUBLISHING_WRITE_FLOOR,
+        Stamps::NoLater => "SELECT (extract(epoch FROM clock_timestamp()) * 1000)::bigint",
+    })?;
     let client = &conn.client;
     let sent = Instant::now();
     let (began, now) = conn.wait(futures_util::future::join(
@@ -1164,6 +1209,15 @@ mod tests {
             translate_placeholders("SELECT '?1', x FROM t WHERE a = ?1 AND b = ?12"),
             "SELECT '?1', x FROM t WHERE a = $1 AND b = $12"
         );
+    }
+
+    #[test]
+    fn a_time_floor_is_read_back_from_its_residue_near_the_reference() {
+        let reference = 1_796_029_294_544;
+        for offset in [0, -5, 7, -60_000, 3_600_000, -86_400_000] {
+            let time = reference + offset;
+            assert_eq!(time_from_residue(time % (1 << 32), reference), time);
+        }
     }
 
     #[test]

@@ -137,6 +137,14 @@ pub trait Sql {
         Ok(())
     }
 
+    /// Whether another write transaction that began at or before `at_ms` (the database clock) is
+    /// still open: what it writes may carry times up to `at_ms` and is not seen yet. Never with
+    /// one writer (SQLite): a later unit of work comes after it. See
+    /// `Store::wait_for_writes_begun_by`.
+    fn writes_open_begun_by(&mut self, _at_ms: i64) -> Result<bool> {
+        Ok(false)
+    }
+
     /// The highest ledger sequence number a tailing reader may advance to: every entry at or
     /// below it has committed or never will. `None` where sequence numbers follow commit order
     /// (one writer).

@@ -6,6 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -354,6 +355,28 @@ impl Store {
         let (job, rx) = job(f);
         self.backend.enqueue_read(job)?;
         rx.await.map_err(|_| StoreError::Unavailable)?
+    }
+
+    /// Waits, for up to `within`, until no write transaction that began at or before `at_ms` (the
+    /// store's clock) is still open: a unit of work after this sees everything written with a
+    /// time up to `at_ms` (with several writers, a transaction stamps times from its start on but
+    /// shows them only at commit). Returns false if it gave up. With one writer (SQLite) there is
+    /// nothing to wait for. Times from a clock other than the database's (tests) are not tracked.
+    pub async fn wait_for_writes_begun_by(&self, at_ms: i64, within: Duration) -> Result<bool> {
+        if self.kind() == "sqlite" {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + within;
+        while self
+            .read(move |sql| sql.writes_open_begun_by(at_ms))
+            .await?
+        {
+            if Instant::now() >= deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(true)
     }
 
     /// Runs a read-only unit of work each of whose statements sees everything committed before

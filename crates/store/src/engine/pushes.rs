@@ -452,6 +452,15 @@ pub enum ListingResult {
     },
 }
 
+impl ListingResult {
+    pub fn listing_id(&self) -> i64 {
+        match self {
+            ListingResult::Pushed { listing_id, .. }
+            | ListingResult::Observed { listing_id, .. } => *listing_id,
+        }
+    }
+}
+
 /// What becomes of the mark.
 #[derive(Debug, Clone)]
 pub enum MarkNext {
@@ -606,9 +615,10 @@ pub fn complete(
 /// of what was held already. More is the channel putting units back on its own (a cancel, an
 /// edit or a refund that restocks), which may be the very sales held: it lowers the hold, never
 /// below 0. Orders booked after `read_at_ms` count as sales after the baseline, so `read_at_ms`
-/// must be no later than the read (see `ListingResult::Observed`). Returns false when the listing
-/// is gone or was confirmed again after `read_at_ms` (what it showed is out of date): then
-/// nothing changes.
+/// must be no later than the read (see `ListingResult::Observed`), and every order booked up to
+/// it must be seen: with several writers, wait first for the writes begun by then
+/// (`Store::wait_for_writes_begun_by`). Returns false when the listing is gone or was confirmed
+/// again after `read_at_ms` (what it showed is out of date): then nothing changes.
 pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64) -> Result<bool> {
     let Some(listing) = listing_by_id(sql, listing_id)? else {
         return Ok(false);
