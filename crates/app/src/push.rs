@@ -23,6 +23,9 @@ use crate::{AppError, Metrics, Outcome};
 /// `PushWorker::book_raced_sales`): the windows of the passes in between join the next read, so
 /// that a busy channel's orders are read about once per gap, not once per pass.
 const RACE_CHECK_GAP: Duration = Duration::from_millis(500);
+/// The longest a pass waits for writes begun before a read to end before it records what the
+/// read showed (see `PushWorker::let_writes_settle`).
+const READ_SETTLE_LIMIT: Duration = Duration::from_secs(1);
 /// How often a channel task looks again whether its running read of orders is done.
 const RACE_READ_POLL: Duration = Duration::from_millis(50);
 
@@ -183,17 +186,11 @@ impl PushWorker {
             // The channel showed other than expected: recompute, holding back what it sold.
             targets = self.targets(channel, &skus).await?;
         }
-        if let Some(sales_after) = self.unexplained_sales_after(&targets) {
-            // A decrease no booked order explains: look for the orders.
-            self.want_backfill(channel, sales_after);
-        }
-        // Decreases and zeros go out before increases.
-        targets.sort_by_key(|t| {
-            !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
-        });
-        let report = self
-            .send(channel, &connected, &targets, held.asked_at)
+        let mut report = self
+            .push_targets(channel, &connected, targets, held.asked_at)
             .await?;
+        self.push_again_what_reads_showed(channel, &connected, &mut report, held.asked_at)
+            .await;
         let wrote_since_ms = report.wrote_since_ms;
         let finished = self.finish(channel, &held.claims, report).await?;
         if let Some(since) = wrote_since_ms.filter(|_| connected.connector.sales_can_race_writes())
@@ -205,6 +202,99 @@ impl PushWorker {
         }
         self.book_raced_sales(channel);
         Ok(finished)
+    }
+
+    /// Pushes a pass's targets: decreases and zeros before increases.
+    async fn push_targets(
+        &self,
+        channel: &str,
+        connected: &crate::registry::Connected,
+        mut targets: Vec<Target>,
+        asked_at: Instant,
+    ) -> Result<Report, AppError> {
+        if let Some(sales_after) = self.unexplained_sales_after(&targets) {
+            // A decrease no booked order explains: look for the orders.
+            self.want_backfill(channel, sales_after);
+        }
+        targets.sort_by_key(|t| {
+            !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
+        });
+        self.send(channel, connected, &targets, asked_at).await
+    }
+
+    /// Listings whose compare-and-set read, made by the push call itself (WooCommerce's), showed
+    /// other than expected — most often a sale whose webhook has not come yet: records what they
+    /// showed and pushes them again within the pass, now holding the unexplained decrease back,
+    /// instead of a whole pass later. Once per pass, and not when the channel asked for room
+    /// (the next pass then takes them into its calls). Should recording or computing fail, the
+    /// listings are left to the next pass as before.
+    async fn push_again_what_reads_showed(
+        &self,
+        channel: &str,
+        connected: &crate::registry::Connected,
+        report: &mut Report,
+        asked_at: Instant,
+    ) {
+        let shown = std::mem::take(&mut report.shown);
+        if shown.is_empty() {
+            return;
+        }
+        let keep_for_next_pass = |report: &mut Report, shown: Vec<(String, ListingResult)>| {
+            for (sku, result) in shown {
+                report.results.entry(sku).or_default().push(result);
+            }
+        };
+        if connected.connector.backpressure().is_some() {
+            return keep_for_next_pass(report, shown);
+        }
+        let observed: Vec<ListingResult> = shown.iter().map(|(_, r)| r.clone()).collect();
+        self.let_writes_settle(channel, &observed).await;
+        let recorded = self
+            .store
+            .write(move |sql| {
+                for result in &observed {
+                    if let ListingResult::Observed {
+                        listing_id,
+                        actual,
+                        read_at_ms,
+                    } = result
+                    {
+                        let read_at_ms = (*read_at_ms).min(sql.now_ms());
+                        pushes::observe(sql, *listing_id, *actual, read_at_ms)?;
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = recorded {
+            tracing::warn!(channel, error = %e, "recording what a push read showed failed");
+            return keep_for_next_pass(report, shown);
+        }
+        let listings: HashSet<i64> = shown.iter().map(|(_, r)| r.listing_id()).collect();
+        let skus: Vec<String> = shown
+            .into_iter()
+            .map(|(sku, _)| sku)
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let again = match self.targets(channel, &skus).await {
+            Ok(targets) => {
+                let targets: Vec<Target> = targets
+                    .into_iter()
+                    .filter(|t| listings.contains(&t.listing.id))
+                    .collect();
+                self.push_targets(channel, connected, targets, asked_at)
+                    .await
+            }
+            Err(e) => Err(e),
+        };
+        match again {
+            Ok(again) => report.merge(again),
+            Err(e) => {
+                tracing::warn!(channel, error = %e, "pushing again what a push read showed failed");
+                report.again.extend(skus);
+            }
+        }
     }
 
     /// Pushes the targets in the channel's batch calls, as long as the lease of marks claimed at
@@ -314,12 +404,14 @@ impl PushWorker {
                     actual: Some(actual),
                 } => {
                     self.note_read(t);
-                    ListingResult::Observed {
+                    let observed = ListingResult::Observed {
                         listing_id,
                         actual,
                         // The compare-and-set read (WooCommerce's) was made after the call left.
                         read_at_ms: sent_at_ms,
-                    }
+                    };
+                    report.shown.push((sku_of(t), observed));
+                    continue;
                 }
                 PushOutcome::Stale { actual: None } => {
                     // A first failure is most often a sale whose webhook is on its way: push
@@ -455,6 +547,36 @@ impl PushWorker {
         None
     }
 
+    /// Before what reads showed is recorded (`pushes::observe`): waits until every write that
+    /// began by the latest of those reads has committed or rolled back, so that every order
+    /// booked up to a read counts as a sale before it — one stamped before the read and seen
+    /// only after it is recorded would never count, and leave a unit held that no order explains.
+    /// `results` other than reads are passed over. Gives up after `READ_SETTLE_LIMIT`.
+    async fn let_writes_settle(&self, channel: &str, results: &[ListingResult]) {
+        let Some(latest) = results
+            .iter()
+            .filter_map(|r| match r {
+                ListingResult::Observed { read_at_ms, .. } => Some(*read_at_ms),
+                ListingResult::Pushed { .. } => None,
+            })
+            .max()
+        else {
+            return;
+        };
+        match self
+            .store
+            .wait_for_writes_begun_by(latest, READ_SETTLE_LIMIT)
+            .await
+        {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                channel,
+                "writes begun before a read of the channel's quantities were still open after {READ_SETTLE_LIMIT:?}; recording the read without them"
+            ),
+            Err(e) => tracing::warn!(channel, error = %e, "could not tell whether writes begun before a read were done"),
+        }
+    }
+
     /// The store's clock (the database's, where several processes share one).
     async fn store_now(&self) -> Result<i64, AppError> {
         Ok(self.store.read(|sql| Ok(sql.now_ms())).await?)
@@ -536,6 +658,17 @@ impl PushWorker {
         if differing.is_empty() {
             return false;
         }
+        let reads: Vec<ListingResult> = differing
+            .iter()
+            .map(
+                |&(listing_id, actual, read_at_ms)| ListingResult::Observed {
+                    listing_id,
+                    actual,
+                    read_at_ms,
+                },
+            )
+            .collect();
+        self.let_writes_settle(channel, &reads).await;
         let observed = self
             .store
             .write(move |sql| {
@@ -602,6 +735,8 @@ impl PushWorker {
         claims: &[Claim],
         mut report: Report,
     ) -> Result<Outcome, AppError> {
+        let reads: Vec<ListingResult> = report.results.values().flatten().cloned().collect();
+        self.let_writes_settle(channel, &reads).await;
         let now = now_ms();
         let mut plans = Vec::with_capacity(claims.len());
         for claim in claims {
@@ -824,6 +959,28 @@ struct Report {
     again: BTreeSet<String>,
     /// When the first call that set a quantity left (the store's clock).
     wrote_since_ms: Option<i64>,
+    /// What the push calls' own compare-and-set reads showed where it was not what was expected
+    /// (`ListingResult::Observed`, by SKU): pushed again within the pass.
+    shown: Vec<(String, ListingResult)>,
+}
+
+impl Report {
+    /// Adds what a later round of the same pass learned.
+    fn merge(&mut self, later: Report) {
+        for (sku, results) in later.results {
+            self.results.entry(sku).or_default().extend(results);
+        }
+        for (sku, result) in later.shown {
+            self.results.entry(sku).or_default().push(result);
+        }
+        self.errors.extend(later.errors);
+        self.stale.extend(later.stale);
+        self.again.extend(later.again);
+        self.wrote_since_ms = match (self.wrote_since_ms, later.wrote_since_ms) {
+            (Some(first), Some(later)) => Some(first.min(later)),
+            (first, later) => first.or(later),
+        };
+    }
 }
 
 /// A channel's read of orders after pushes, running: when it ends, however it ends, the next

@@ -21,11 +21,14 @@
 //! an order's reduced stock back on cancel; a Shopify sale booked as oversold).
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
+use stockhub_app::push::PushSettings;
+use stockhub_http::HttpSettings;
 use stockhub_sim::seed::{CatalogSpec, ProductSeed};
 use stockhub_sim::shopify::{
     CancelOrder, NewOrder, NewRefund, OrderLine, RefundLineRequest, RestockType, ShopifyConfig,
@@ -36,7 +39,8 @@ use stockhub_sim::woocommerce::{
     RefundLineRequest as WooRefundLine, WebhookSpec, WooConfig, WooSim,
 };
 use stockhub_sim::{BucketConfig, Cause, DisplayEntry};
-use stockhub_testkit::{spawn_app, TestApp};
+use stockhub_store::SystemClock;
+use stockhub_testkit::{spawn_app, spawn_app_full, TestApp};
 
 const SEED: u64 = 0x5eed_2026;
 /// How long before a push reaches the store stockhub may have computed it: pushes compute at send
@@ -1408,6 +1412,10 @@ struct Small {
 }
 
 async fn small(u1: i64, woo_delivery_delay_ms: u64) -> Small {
+    small_with(u1, woo_delivery_delay_ms, PushSettings::default()).await
+}
+
+async fn small_with(u1: i64, woo_delivery_delay_ms: u64, push: PushSettings) -> Small {
     let products = vec![ProductSeed::new(
         "Mug",
         vec![
@@ -1419,7 +1427,7 @@ async fn small(u1: i64, woo_delivery_delay_ms: u64) -> Small {
                 .stock(&[0]),
         ],
     )];
-    let app = spawn_app().await;
+    let app = spawn_app_full(HttpSettings::default(), Arc::new(SystemClock), push).await;
     ok(app.put("/v1/locations/wh1", &json!({})).await).await;
     for sku in ["U-1", "U-2"] {
         ok(app.put(&format!("/v1/variants/{sku}"), &json!({})).await).await;
@@ -1635,6 +1643,44 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
             .all(|(q, cause)| *cause != Cause::Push || *q <= 1),
         "a push undid WooCommerce's own sale of 5 that stockhub had not heard of yet: the store \
          showed {shown_after_sale:?} (at most ats − u = 6 − 5 = 1 may be pushed)"
+    );
+}
+}
+
+stockhub_testkit::on_both_backends! {
+/// A WooCommerce push reads what the store shows right before it writes. When that read shows a
+/// sale stockhub has not heard of, the same pass records it and pushes again, holding the sale
+/// back: the store shows `ats − u` at once, not a pass later. Passes start at least 6 s apart
+/// here, and the sale's webhook comes 30 s after it, so only a push within the pass can bring
+/// the store to 6 − 5 = 1 within 3 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_a_woocommerce_push_read_shows_is_held_back_within_the_same_pass() {
+    let gather = Duration::from_secs(6);
+    let settings = PushSettings {
+        gather,
+        ..PushSettings::default()
+    };
+    let Small { app, shop: _, woo } = small_with(5, 30_000, settings).await;
+    // The setup's last pass over the store is at least `gather` ago: the next one starts at once.
+    tokio::time::sleep(gather).await;
+    let sold_from = woo.display_log().last().map_or(0, |e| e.seq);
+    woo.place_order(&WooOrder::lines(vec![WooLine::sku("U-1", 5)]))
+        .expect("sale on WooCommerce");
+    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
+    ok(app.post("/v1/stock/movements", &receive).await).await;
+    let store = Store::Woo(woo.clone());
+    eventually(
+        "the store shows ats − u = 1 after one pass",
+        Duration::from_secs(3),
+        || shown(&store, "U-1") == Some(1),
+    )
+    .await;
+    let shown_after_sale = shown_since(&woo, sold_from, "U-1");
+    assert!(
+        shown_after_sale
+            .iter()
+            .all(|(q, cause)| *cause != Cause::Push || *q <= 1),
+        "a push undid the store's own sale: it showed {shown_after_sale:?}"
     );
 }
 }
