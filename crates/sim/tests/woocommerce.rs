@@ -213,6 +213,59 @@ async fn products_page_with_wordpress_headers_and_php_json() {
     assert_eq!(by_sku[0]["stock_status"], "instock");
 }
 
+/// WordPress's `_fields` global parameter: each item of a collection carries only the fields
+/// named (comma-separated or `_fields[]`, dotted names for nested ones); the headers stay.
+#[tokio::test]
+async fn fields_trims_the_items_of_a_collection() {
+    let sim = store(|_| {}).await;
+    let hoodie = sim
+        .items()
+        .into_iter()
+        .find(|i| i.kind == "variable")
+        .unwrap();
+    let trimmed = get(
+        &sim,
+        &format!(
+            "products/{}/variations?_fields=id,manage_stock,stock_quantity,no_such_field",
+            hoodie.id
+        ),
+    )
+    .await;
+    assert_eq!(trimmed.headers()["x-wp-total"], "2");
+    let trimmed: Value = trimmed.json().await.unwrap();
+    for variation in trimmed.as_array().unwrap() {
+        let mut keys: Vec<&str> = variation
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            ["id", "manage_stock", "stock_quantity"],
+            "{variation}"
+        );
+    }
+    let nested: Value = get(
+        &sim,
+        "products?sku=POSTER/A2&_fields[]=id&_fields[]=_links.self",
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let full: Value = get(&sim, "products?sku=POSTER/A2")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        nested,
+        json!([{ "id": full[0]["id"], "_links": { "self": full[0]["_links"]["self"] } }])
+    );
+}
+
 #[tokio::test]
 async fn puts_set_stock_only_where_it_is_managed() {
     let sim = store(|_| {}).await;

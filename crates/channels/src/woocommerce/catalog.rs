@@ -16,7 +16,7 @@ use serde_json::Value;
 use super::listing::{self, Target};
 use super::push::CONCURRENT_CALLS;
 use super::rest::{Api, PAGE_SIZE};
-use super::wire::Product;
+use super::wire::{Product, QUANTITY_FIELDS};
 use crate::connector::{ChannelListing, ListingRef};
 use crate::error::ChannelError;
 
@@ -98,7 +98,11 @@ pub async fn read_quantities(
                     None => "products".to_owned(),
                     Some(product_id) => format!("products/{product_id}/variations"),
                 };
-                let raw = api.get_all(&path, &[("include", include)]).await;
+                let query = [
+                    ("include", include),
+                    ("_fields", QUANTITY_FIELDS.to_owned()),
+                ];
+                let raw = api.get_all(&path, &query).await;
                 (parent, path, raw)
             });
         }

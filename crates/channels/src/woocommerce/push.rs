@@ -31,7 +31,7 @@ use serde_json::{json, Value};
 
 use super::listing::Target;
 use super::rest::{Api, Failure, PAGE_SIZE};
-use super::wire::{ApiError, BatchItem, Product};
+use super::wire::{ApiError, BatchItem, Product, QUANTITY_FIELDS};
 use crate::connector::{PushItem, PushOutcome};
 use crate::error::ChannelError;
 
@@ -209,7 +209,11 @@ async fn read_shown(
     };
     let include = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
     let mut shown = BTreeMap::new();
-    for raw in api.get_all(&path, &[("include", include)]).await? {
+    let query = [
+        ("include", include),
+        ("_fields", QUANTITY_FIELDS.to_owned()),
+    ];
+    for raw in api.get_all(&path, &query).await? {
         if let Ok(item) = Product::deserialize(&raw) {
             if let Some(quantity) = item.own_quantity() {
                 shown.insert(item.id, quantity);

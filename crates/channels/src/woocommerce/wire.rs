@@ -97,6 +97,11 @@ pub struct Product {
     pub variations: Vec<Value>,
 }
 
+/// What a read of quantities asks each product or variation for (WordPress's `_fields`): all
+/// that `Product::own_quantity` needs. The store then renders and sends only these; one that
+/// ignores `_fields` (WordPress before 4.9.8) sends whole resources, which read the same.
+pub const QUANTITY_FIELDS: &str = "id,manage_stock,stock_quantity";
+
 impl Product {
     /// Whether this product or variation manages its own stock (a variation's `"parent"` means
     /// its parent's quantity is shown, which is not a quantity of this listing).

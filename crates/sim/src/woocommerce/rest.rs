@@ -16,6 +16,8 @@
 //!   of another product, is an invalid id (decision: the fake is strict here).
 //! - Orders for backfill: `status` (default `any`), `modified_after`/`modified_before`,
 //!   `after`/`before` (exclusive, whole seconds), `dates_are_gmt`, `include`, `orderby`, `order`.
+//! - `_fields` (WordPress's global parameter, a comma-separated list or `_fields[]=…`, with
+//!   dotted names for nested fields) trims each item of a collection to the fields named.
 //! - Answers are PHP-encoded JSON; unknown routes answer 404 `rest_no_route`.
 
 use std::sync::Arc;
@@ -332,6 +334,11 @@ fn page_response(
 ) -> Response {
     let Window { per_page, page } = *window;
     let pages = total.div_ceil(per_page);
+    let fields = requested_fields(pairs);
+    let shown = match &fields {
+        Some(fields) => shown.iter().map(|item| only_fields(item, fields)).collect(),
+        None => shown,
+    };
     let mut response = ok(&Value::Array(shown));
     let headers = response.headers_mut();
     headers.insert("x-wp-total", HeaderValue::from(total));
@@ -366,6 +373,54 @@ fn page_response(
         }
     }
     response
+}
+
+/// The fields `_fields` asks for, each as its path of names (`meta.colour`): `None` when it is
+/// not given.
+fn requested_fields(pairs: &[(String, String)]) -> Option<Vec<Vec<String>>> {
+    let lists: Vec<&str> = pairs
+        .iter()
+        .filter(|(k, _)| k == "_fields" || k == "_fields[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    (!lists.is_empty()).then(|| {
+        lists
+            .iter()
+            .flat_map(|list| list.split(','))
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .map(|name| name.split('.').map(str::to_owned).collect())
+            .collect()
+    })
+}
+
+/// `item` with only the fields named (a name that is not there is left out).
+fn only_fields(item: &Value, fields: &[Vec<String>]) -> Value {
+    let Value::Object(map) = item else {
+        return item.clone();
+    };
+    let mut kept = Map::new();
+    for path in fields {
+        let Some((first, rest)) = path.split_first() else {
+            continue;
+        };
+        let Some(value) = map.get(first) else {
+            continue;
+        };
+        if rest.is_empty() {
+            kept.insert(first.clone(), value.clone());
+        } else if !matches!(kept.get(first), Some(v) if !v.is_object()) {
+            let nested = only_fields(value, &[rest.to_vec()]);
+            match (kept.get_mut(first), nested) {
+                (Some(Value::Object(have)), Value::Object(more)) => have.extend(more),
+                (None, nested) => {
+                    kept.insert(first.clone(), nested);
+                }
+                _ => {}
+            }
+        }
+    }
+    Value::Object(kept)
 }
 
 fn time_param(pairs: &[(String, String)], key: &str, offset: i32) -> Result<Option<i64>, WooError> {
