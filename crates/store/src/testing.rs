@@ -245,3 +245,23 @@ pub fn add_locations(sql: &mut dyn crate::Sql, codes: &[&str]) -> crate::Result<
     }
     Ok(())
 }
+
+/// Creates (or keeps) plain variants, each named by its SKU: no product, no buffer, no kit.
+pub fn add_variants(sql: &mut dyn crate::Sql, skus: &[&str]) -> crate::Result<()> {
+    for sku in skus {
+        crate::engine::catalog::upsert_variant(
+            sql,
+            &ctx(),
+            &crate::model::VariantInput {
+                sku: stockhub_core::Sku::parse(sku).expect("test SKUs are valid"),
+                product_id: None,
+                title: None,
+                option_values: serde_json::json!({}),
+                barcode: None,
+                buffer: 0,
+                kit: None,
+            },
+        )?;
+    }
+    Ok(())
+}

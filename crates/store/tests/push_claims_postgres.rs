@@ -8,12 +8,12 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use stockhub_core::{ChannelRules, Code, Sku};
+use stockhub_core::{ChannelRules, Code};
 use stockhub_store::engine::catalog;
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::pushes::{self, ListingResult, MarkNext};
 use stockhub_store::model::*;
-use stockhub_store::testing::ctx;
+use stockhub_store::testing::add_variants;
 use stockhub_store::testing::{test_database, TestBackend};
 use stockhub_store::{ManualClock, Store, StoreOptions};
 
@@ -27,21 +27,8 @@ fn sku(i: usize) -> String {
 fn set_up(store: &Store) {
     store
         .write_blocking(|sql| {
-            for i in 0..SKUS {
-                catalog::upsert_variant(
-                    sql,
-                    &ctx(),
-                    &VariantInput {
-                        sku: Sku::parse(&sku(i)).unwrap(),
-                        product_id: None,
-                        title: None,
-                        option_values: serde_json::json!({}),
-                        barcode: None,
-                        buffer: 0,
-                        kit: None,
-                    },
-                )?;
-            }
+            let skus: Vec<String> = (0..SKUS).map(sku).collect();
+            add_variants(sql, &skus.iter().map(String::as_str).collect::<Vec<_>>())?;
             catalog::upsert_channel(
                 sql,
                 &ChannelInput {

@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use stockhub_core::{ChannelRules, Sku};
+use stockhub_core::ChannelRules;
 use stockhub_store::engine::catalog;
 use stockhub_store::engine::listings::{self, FoundListing};
 use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext};
 use stockhub_store::model::*;
 use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
-use stockhub_store::testing::{add_locations, code, ctx};
+use stockhub_store::testing::{add_locations, add_variants, code, ctx};
 use stockhub_store::{ManualClock, Store};
 
 const SKU: &str = "TEE";
@@ -27,19 +27,7 @@ fn listed(dir: &tempfile::TempDir, clock: &ManualClock) -> Store {
     store
         .write_blocking(|sql| {
             add_locations(sql, &["wh"])?;
-            catalog::upsert_variant(
-                sql,
-                &ctx(),
-                &VariantInput {
-                    sku: Sku::parse(SKU).unwrap(),
-                    product_id: None,
-                    title: None,
-                    option_values: serde_json::json!({}),
-                    barcode: None,
-                    buffer: 0,
-                    kit: None,
-                },
-            )?;
+            add_variants(sql, &[SKU])?;
             catalog::upsert_channel(
                 sql,
                 &ChannelInput {

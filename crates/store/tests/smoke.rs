@@ -6,7 +6,7 @@ use stockhub_core::{ChannelRules, OrderStatus, Quantity, Sku};
 use stockhub_store::engine::{catalog, movements, orders, reservations, stock, verify};
 use stockhub_store::model::*;
 use stockhub_store::testing::test_database;
-use stockhub_store::testing::{add_locations, code, ctx};
+use stockhub_store::testing::{add_locations, add_variants, code, ctx};
 use stockhub_store::{ManualClock, StoreError, StoreOptions};
 
 fn sku(s: &str) -> Sku {
@@ -21,21 +21,7 @@ fn order_flow_and_verify(backend) {
     store
         .write_blocking(|sql| {
             add_locations(sql, &["a", "b"])?;
-            for s in ["TEE", "CAP"] {
-                catalog::upsert_variant(
-                    sql,
-                    &ctx(),
-                    &VariantInput {
-                        sku: sku(s),
-                        product_id: None,
-                        title: None,
-                        option_values: serde_json::json!({}),
-                        barcode: None,
-                        buffer: 0,
-                        kit: None,
-                    },
-                )?;
-            }
+            add_variants(sql, &["TEE", "CAP"])?;
             catalog::upsert_variant(
                 sql,
                 &ctx(),

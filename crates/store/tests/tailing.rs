@@ -12,10 +12,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use stockhub_core::{Code, Quantity, Sku};
-use stockhub_store::engine::{catalog, ledger, movements};
+use stockhub_store::engine::{ledger, movements};
 use stockhub_store::model::*;
 use stockhub_store::testing::ctx;
-use stockhub_store::testing::{test_database, TestBackend};
+use stockhub_store::testing::{add_locations, add_variants, test_database, TestBackend};
 use stockhub_store::{Store, StoreOptions, SystemClock};
 
 fn open(url: &str) -> Store {
@@ -204,29 +204,8 @@ async fn skus_in_ledger(store: &Store) -> Vec<String> {
 async fn set_up(store: &Store) {
     store
         .write(|sql| {
-            catalog::upsert_location(
-                sql,
-                &LocationInput {
-                    code: Code::parse("location", "wh").unwrap(),
-                    name: "wh".into(),
-                },
-            )?;
-            for s in ["SLOW", "FAST"] {
-                catalog::upsert_variant(
-                    sql,
-                    &ctx(),
-                    &VariantInput {
-                        sku: Sku::parse(s).unwrap(),
-                        product_id: None,
-                        title: None,
-                        option_values: serde_json::json!({}),
-                        barcode: None,
-                        buffer: 0,
-                        kit: None,
-                    },
-                )?;
-            }
-            Ok(())
+            add_locations(sql, &["wh"])?;
+            add_variants(sql, &["SLOW", "FAST"])
         })
         .await
         .unwrap();
