@@ -247,8 +247,9 @@ impl PushWorker {
         if connected.connector.backpressure().is_some() {
             return keep_for_next_pass(report, shown);
         }
+        let latest_read = shown.iter().filter_map(|(_, r)| r.read_at_ms()).max();
+        self.let_writes_settle(channel, latest_read).await;
         let observed: Vec<ListingResult> = shown.iter().map(|(_, r)| r.clone()).collect();
-        self.let_writes_settle(channel, &observed).await;
         let recorded = self
             .store
             .write(move |sql| {
@@ -548,19 +549,12 @@ impl PushWorker {
     }
 
     /// Before what reads showed is recorded (`pushes::observe`): waits until every write that
-    /// began by the latest of those reads has committed or rolled back, so that every order
-    /// booked up to a read counts as a sale before it — one stamped before the read and seen
-    /// only after it is recorded would never count, and leave a unit held that no order explains.
-    /// `results` other than reads are passed over. Gives up after `READ_SETTLE_LIMIT`.
-    async fn let_writes_settle(&self, channel: &str, results: &[ListingResult]) {
-        let Some(latest) = results
-            .iter()
-            .filter_map(|r| match r {
-                ListingResult::Observed { read_at_ms, .. } => Some(*read_at_ms),
-                ListingResult::Pushed { .. } => None,
-            })
-            .max()
-        else {
+    /// began by the latest of those reads (`None`: there were none) has committed or rolled
+    /// back, so that every order booked up to a read counts as a sale before it — one stamped
+    /// before the read and seen only after it is recorded would never count, and leave a unit
+    /// held that no order explains. Gives up after `READ_SETTLE_LIMIT`.
+    async fn let_writes_settle(&self, channel: &str, latest_read_ms: Option<i64>) {
+        let Some(latest) = latest_read_ms else {
             return;
         };
         match self
@@ -658,17 +652,8 @@ impl PushWorker {
         if differing.is_empty() {
             return false;
         }
-        let reads: Vec<ListingResult> = differing
-            .iter()
-            .map(
-                |&(listing_id, actual, read_at_ms)| ListingResult::Observed {
-                    listing_id,
-                    actual,
-                    read_at_ms,
-                },
-            )
-            .collect();
-        self.let_writes_settle(channel, &reads).await;
+        let latest_read = differing.iter().map(|&(_, _, read_at_ms)| read_at_ms).max();
+        self.let_writes_settle(channel, latest_read).await;
         let observed = self
             .store
             .write(move |sql| {
@@ -735,8 +720,13 @@ impl PushWorker {
         claims: &[Claim],
         mut report: Report,
     ) -> Result<Outcome, AppError> {
-        let reads: Vec<ListingResult> = report.results.values().flatten().cloned().collect();
-        self.let_writes_settle(channel, &reads).await;
+        let latest_read = report
+            .results
+            .values()
+            .flatten()
+            .filter_map(ListingResult::read_at_ms)
+            .max();
+        self.let_writes_settle(channel, latest_read).await;
         let now = now_ms();
         let mut plans = Vec::with_capacity(claims.len());
         for claim in claims {

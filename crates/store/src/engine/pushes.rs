@@ -459,6 +459,14 @@ impl ListingResult {
             | ListingResult::Observed { listing_id, .. } => *listing_id,
         }
     }
+
+    /// When the read was made, for what a read showed.
+    pub fn read_at_ms(&self) -> Option<i64> {
+        match self {
+            ListingResult::Observed { read_at_ms, .. } => Some(*read_at_ms),
+            ListingResult::Pushed { .. } => None,
+        }
+    }
 }
 
 /// What becomes of the mark.
