@@ -335,11 +335,10 @@ fn run_cached(conn: &Connection, statements: &[&str]) -> rusqlite::Result<()> {
 /// Runs one job inside a savepoint; a failed or panicking job is rolled back to it.
 fn run_in_savepoint(conn: &Connection, clock: &dyn Clock, mut job: Job) -> Finish {
     if let Err(e) = run_cached(conn, &["SAVEPOINT unit"]) {
-        let error = db_error("SAVEPOINT", e);
-        return Finish {
-            ok: false,
-            deliver: Box::new(move |_| drop(error)),
-        };
+        // The unit never ran; its caller hears that the store is unavailable when the job is
+        // dropped.
+        tracing::error!(error = %e, "starting a savepoint failed");
+        return Finish::refused();
     }
     let mut sql = Conn {
         conn,
