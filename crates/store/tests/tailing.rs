@@ -18,8 +18,17 @@ use stockhub_store::testing::ctx;
 use stockhub_store::testing::{add_locations, add_variants, test_database, TestBackend};
 use stockhub_store::{Store, StoreOptions, SystemClock};
 
-fn open(url: &str) -> Store {
-    stockhub_store::open(url, Arc::new(SystemClock), &StoreOptions::default()).unwrap()
+/// A store on `url` with location `wh` and the variants SLOW and FAST.
+async fn open(url: &str) -> Store {
+    let store = stockhub_store::open(url, Arc::new(SystemClock), &StoreOptions::default()).unwrap();
+    store
+        .write(|sql| {
+            add_locations(sql, &["wh"])?;
+            add_variants(sql, &["SLOW", "FAST"])
+        })
+        .await
+        .unwrap();
+    store
 }
 
 fn receive(sku: &str) -> Vec<MovementItem> {
@@ -58,17 +67,10 @@ async fn a_cursor_never_skips_an_entry_whose_transaction_commits_late() {
     let Some(db) = test_database(TestBackend::Postgres, "tailing") else {
         return;
     };
-    let store = open(&db.url);
-    set_up(&store).await;
+    let store = open(&db.url).await;
 
-    // The slow transaction records its entry, says so, and stays open until released.
-    let (inserted_tx, inserted) = mpsc::channel::<i64>();
-    let (release, released) = mpsc::channel::<()>();
-    let slow = hold_open(&store, "SLOW", inserted_tx, released);
-    tokio::task::spawn_blocking(move || inserted.recv_timeout(Duration::from_secs(30)))
-        .await
-        .unwrap()
-        .expect("the slow transaction inserted its entry");
+    // The slow transaction records its entry and stays open until released.
+    let slow = hold_open(&store, "SLOW").await;
     // A later transaction takes a higher number and commits first (another write connection).
     store
         .write(|sql| movements::apply_batch(sql, &ctx(), &receive("FAST")))
@@ -82,8 +84,8 @@ async fn a_cursor_never_skips_an_entry_whose_transaction_commits_late() {
     );
     let cursor = before.last().copied();
 
-    release.send(()).unwrap();
-    slow.await.unwrap();
+    slow.release.send(()).unwrap();
+    slow.done.await.unwrap();
     let after = page(&store, cursor).await;
     assert_eq!(
         after.len(),
@@ -103,18 +105,11 @@ async fn a_wait_for_the_writes_begun_by_a_time_ends_once_they_have_committed() {
     let Some(db) = test_database(TestBackend::Postgres, "write_floors") else {
         return;
     };
-    let store = open(&db.url);
-    set_up(&store).await;
+    let store = open(&db.url).await;
 
-    // The slow transaction records its entry, says when, and stays open until released.
-    let (stamped_tx, stamped) = mpsc::channel::<i64>();
-    let (release, released) = mpsc::channel::<()>();
-    let slow = hold_open(&store, "SLOW", stamped_tx, released);
-    let stamped =
-        tokio::task::spawn_blocking(move || stamped.recv_timeout(Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .expect("the slow transaction inserted its entry");
+    // The slow transaction records its entry and stays open until released.
+    let slow = hold_open(&store, "SLOW").await;
+    let stamped = slow.stamped_ms;
     // A read of the store's clock once it shows the entry's time or later (a write's times may
     // run ahead of a read's by the answers' latency): what was written up to then includes it.
     let mut read_at = store.read(|sql| Ok(sql.now_ms())).await.unwrap();
@@ -145,7 +140,7 @@ async fn a_wait_for_the_writes_begun_by_a_time_ends_once_they_have_committed() {
         "no transaction begun a minute before the entry is open: nothing to wait for"
     );
 
-    release.send(()).unwrap();
+    slow.release.send(()).unwrap();
     assert!(
         store
             .wait_for_writes_begun_by(read_at, Duration::from_secs(10))
@@ -153,21 +148,25 @@ async fn a_wait_for_the_writes_begun_by_a_time_ends_once_they_have_committed() {
             .unwrap(),
         "the slow transaction committed: the wait ends"
     );
-    slow.await.unwrap();
+    slow.done.await.unwrap();
     assert_eq!(skus_in_ledger(&store).await, ["SLOW"]);
 }
 
-/// A write that records a receipt of `sku`, sends the time it stamped, and keeps its transaction
-/// open until `released` says (or 30 s).
-fn hold_open(
-    store: &Store,
-    sku: &'static str,
-    stamped: mpsc::Sender<i64>,
-    released: mpsc::Receiver<()>,
-) -> tokio::task::JoinHandle<()> {
+/// A write whose transaction stays open: it records a receipt of `sku` and waits until the
+/// returned sender says (or 30 s). Returns once the receipt is recorded, with the time it was
+/// stamped with.
+struct HeldOpen {
+    stamped_ms: i64,
+    release: mpsc::Sender<()>,
+    done: tokio::task::JoinHandle<()>,
+}
+
+async fn hold_open(store: &Store, sku: &'static str) -> HeldOpen {
+    let (stamped, stamp) = mpsc::channel::<i64>();
+    let (release, released) = mpsc::channel::<()>();
     let (stamped, released) = (Mutex::new(stamped), Arc::new(Mutex::new(released)));
     let store = store.clone();
-    tokio::spawn(async move {
+    let done = tokio::spawn(async move {
         store
             .write(move |sql| {
                 movements::apply_batch(sql, &ctx(), &receive(sku))?;
@@ -180,7 +179,17 @@ fn hold_open(
             })
             .await
             .unwrap()
-    })
+    });
+    let stamped_ms =
+        tokio::task::spawn_blocking(move || stamp.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .expect("the held transaction recorded its entry");
+    HeldOpen {
+        stamped_ms,
+        release,
+        done,
+    }
 }
 
 async fn skus_in_ledger(store: &Store) -> Vec<String> {
@@ -199,14 +208,4 @@ async fn skus_in_ledger(store: &Store) -> Vec<String> {
         .into_iter()
         .map(|e| e.sku)
         .collect()
-}
-
-async fn set_up(store: &Store) {
-    store
-        .write(|sql| {
-            add_locations(sql, &["wh"])?;
-            add_variants(sql, &["SLOW", "FAST"])
-        })
-        .await
-        .unwrap();
 }
