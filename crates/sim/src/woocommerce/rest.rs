@@ -394,31 +394,29 @@ fn requested_fields(pairs: &[(String, String)]) -> Option<Vec<Vec<String>>> {
     })
 }
 
-/// `item` with only the fields named (a name that is not there is left out).
+/// `item` with only the fields named (a name that is not there is left out): a field named
+/// whole is kept whole, one named only through nested names keeps those.
 fn only_fields(item: &Value, fields: &[Vec<String>]) -> Value {
     let Value::Object(map) = item else {
         return item.clone();
     };
     let mut kept = Map::new();
-    for path in fields {
-        let Some((first, rest)) = path.split_first() else {
+    for (name, value) in map {
+        let nested: Vec<Vec<String>> = fields
+            .iter()
+            .filter(|path| path.first() == Some(name))
+            .map(|path| path[1..].to_vec())
+            .collect();
+        if nested.is_empty() {
             continue;
-        };
-        let Some(value) = map.get(first) else {
-            continue;
-        };
-        if rest.is_empty() {
-            kept.insert(first.clone(), value.clone());
-        } else if !matches!(kept.get(first), Some(v) if !v.is_object()) {
-            let nested = only_fields(value, &[rest.to_vec()]);
-            match (kept.get_mut(first), nested) {
-                (Some(Value::Object(have)), Value::Object(more)) => have.extend(more),
-                (None, nested) => {
-                    kept.insert(first.clone(), nested);
-                }
-                _ => {}
-            }
         }
+        let whole = nested.iter().any(Vec::is_empty);
+        let value = if whole {
+            value.clone()
+        } else {
+            only_fields(value, &nested)
+        };
+        kept.insert(name.clone(), value);
     }
     Value::Object(kept)
 }
