@@ -4,6 +4,7 @@
 //! connectors through their interfaces only; the binary wires concrete ones.
 #![forbid(unsafe_code)]
 
+pub mod arrivals;
 pub mod backfill;
 pub mod discovery;
 pub mod metrics;

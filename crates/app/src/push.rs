@@ -16,6 +16,7 @@ use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext, Targe
 use stockhub_store::Store;
 use tokio::sync::watch;
 
+use crate::arrivals::Mark;
 use crate::registry::Connectors;
 use crate::{AppError, Metrics, Outcome};
 
@@ -98,6 +99,9 @@ pub struct PushWorker {
     sales_after: Arc<Mutex<HashMap<i64, i64>>>,
     /// Listings whose last compare-and-set failed (see `push_chunk`).
     stale_before: Arc<Mutex<HashSet<i64>>>,
+    /// Listings left out of their last push for a sale in flight (see
+    /// `leave_sales_in_flight`).
+    left_out_before: Arc<Mutex<HashSet<i64>>>,
     race_checks: Arc<Mutex<HashMap<String, RaceCheck>>>,
 }
 
@@ -117,6 +121,7 @@ impl PushWorker {
             backfill_wanted: Arc::default(),
             sales_after: Arc::default(),
             stale_before: Arc::default(),
+            left_out_before: Arc::default(),
             race_checks: Arc::default(),
         }
     }
@@ -177,6 +182,7 @@ impl PushWorker {
             return Ok(Outcome::Idle);
         }
         let skus: Vec<String> = held.claims.iter().map(|c| c.sku.clone()).collect();
+        let since = self.connectors.arrivals().mark(channel);
         let mut targets = self.targets(channel, &skus).await?;
         if !connected.connector.compare_and_set()
             && self
@@ -187,7 +193,7 @@ impl PushWorker {
             targets = self.targets(channel, &skus).await?;
         }
         let mut report = self
-            .push_targets(channel, &connected, targets, held.asked_at)
+            .push_targets(channel, &connected, targets, since, held.asked_at)
             .await?;
         self.push_again_what_reads_showed(channel, &connected, &mut report, held.asked_at)
             .await;
@@ -209,17 +215,61 @@ impl PushWorker {
         &self,
         channel: &str,
         connected: &crate::registry::Connected,
-        mut targets: Vec<Target>,
+        targets: Vec<Target>,
+        since: Mark,
         asked_at: Instant,
     ) -> Result<Report, AppError> {
         if let Some(sales_after) = self.unexplained_sales_after(&targets) {
             // A decrease no booked order explains: look for the orders.
             self.want_backfill(channel, sales_after);
         }
+        let (mut targets, left_out) = self.leave_sales_in_flight(channel, targets, since);
         targets.sort_by_key(|t| {
             !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
         });
-        self.send(channel, connected, &targets, asked_at).await
+        let mut report = self.send(channel, connected, &targets, asked_at).await?;
+        report.again.extend(left_out);
+        Ok(report)
+    }
+
+    /// Leaves out of a push the listings whose SKU a webhook delivery of the channel sells that
+    /// is being handled now or committed after `since`, taken before the quantities were
+    /// computed (see `Arrivals`): that sale is most often on the channel already and maybe not
+    /// in the quantity, so the compare-and-set would be refused — on Shopify with the whole
+    /// call, at 10 points, and again for the items sent again — or its read find a sale to hold
+    /// back. They are pushed again at once, as a rule with the sale in. A listing left out on
+    /// its previous push goes this time, so that a SKU the channel sells without pause is not
+    /// left out for good. Returns what to send, and the SKUs left out.
+    fn leave_sales_in_flight(
+        &self,
+        channel: &str,
+        targets: Vec<Target>,
+        since: Mark,
+    ) -> (Vec<Target>, Vec<String>) {
+        let in_flight = self.connectors.arrivals().skus_since(channel, since);
+        let Ok(mut left_before) = self.left_out_before.lock() else {
+            return (targets, Vec::new());
+        };
+        if left_before.len() >= STALE_REMEMBERED {
+            left_before.clear();
+        }
+        let mut left_out = Vec::new();
+        let mut send = Vec::with_capacity(targets.len());
+        for t in targets {
+            let was_left_out = left_before.remove(&t.listing.id);
+            if !was_left_out
+                && t.listing
+                    .sku
+                    .as_ref()
+                    .is_some_and(|s| in_flight.contains(s))
+            {
+                left_before.insert(t.listing.id);
+                left_out.push(sku_of(&t));
+            } else {
+                send.push(t);
+            }
+        }
+        (send, left_out)
     }
 
     /// Listings whose compare-and-set read, made by the push call itself (WooCommerce's), showed
@@ -278,13 +328,14 @@ impl PushWorker {
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let since = self.connectors.arrivals().mark(channel);
         let again = match self.targets(channel, &skus).await {
             Ok(targets) => {
                 let targets: Vec<Target> = targets
                     .into_iter()
                     .filter(|t| listings.contains(&t.listing.id))
                     .collect();
-                self.push_targets(channel, connected, targets, asked_at)
+                self.push_targets(channel, connected, targets, since, asked_at)
                     .await
             }
             Err(e) => Err(e),

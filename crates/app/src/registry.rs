@@ -12,6 +12,7 @@ use stockhub_channels::{ChannelConnection, Connector, Kind, Secret};
 use stockhub_store::engine::catalog;
 use stockhub_store::Store;
 
+use crate::arrivals::Arrivals;
 use crate::AppError;
 
 /// A connected channel: its connector and how its locations map to ours.
@@ -58,6 +59,7 @@ pub struct Connectors {
     store: Store,
     request_timeout: Duration,
     cache: Arc<Mutex<HashMap<String, (String, Connected)>>>,
+    arrivals: Arc<Arrivals>,
 }
 
 fn text(v: &Value, key: &str) -> String {
@@ -73,7 +75,13 @@ impl Connectors {
             store,
             request_timeout,
             cache: Arc::default(),
+            arrivals: Arc::default(),
         }
+    }
+
+    /// The webhook deliveries this process is handling, per channel.
+    pub fn arrivals(&self) -> &Arc<Arrivals> {
+        &self.arrivals
     }
 
     /// The connector of a channel, or `NotConnected` for a manual or unknown one.

@@ -87,6 +87,9 @@ pub async fn receive(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<WebhookAnswer, AppError> {
+    // Open until the delivery has committed: its order is most often a sale the channel shows
+    // already and stockhub not yet, so a push to the channel leaves its SKUs out meanwhile.
+    let arrival = connectors.arrivals().open(channel);
     let connected = connectors.get(channel).await?;
     let connector = connected.connector.clone();
     let verdict = connector.verify(headers, body);
@@ -101,6 +104,9 @@ pub async fn receive(
         Some(Ok(delivery)) => Some(prepare(&*connector, delivery, body).await),
         _ => None,
     };
+    if let Some(Prepared::Order(order)) = &prepared {
+        arrival.touches(order.lines.iter().filter_map(|l| l.sku.clone()));
+    }
     let code = channel.to_owned();
     let body_owned = body.to_vec();
     let answer = store
@@ -164,6 +170,7 @@ pub async fn receive(
             }
         })
         .await?;
+    drop(arrival);
     metrics.record_webhook(channel, answer.2);
     Ok(WebhookAnswer {
         status: answer.0,
