@@ -250,7 +250,7 @@ impl PushWorker {
         let Ok(mut left_before) = self.left_out_before.lock() else {
             return (targets, Vec::new());
         };
-        if left_before.len() >= STALE_REMEMBERED {
+        if left_before.len() >= LISTINGS_REMEMBERED {
             left_before.clear();
         }
         let mut left_out = Vec::new();
@@ -525,7 +525,7 @@ impl PushWorker {
         if stale.remove(&listing_id) {
             return true;
         }
-        if stale.len() >= STALE_REMEMBERED {
+        if stale.len() >= LISTINGS_REMEMBERED {
             stale.clear();
         }
         stale.insert(listing_id);
@@ -1056,8 +1056,9 @@ struct Claimed {
     asked_at: Instant,
 }
 
-/// Listings remembered as stale at most (then forgotten all at once: one extra read each).
-const STALE_REMEMBERED: usize = 100_000;
+/// Listings remembered as stale, or as left out of their last push, at most (then forgotten all
+/// at once: one extra read, or one more time left out, each).
+const LISTINGS_REMEMBERED: usize = 100_000;
 /// The least time between two looks for channels that have work and no task.
 const SUPERVISE_GAP: Duration = Duration::from_millis(50);
 /// The longest a channel task sleeps without looking at its marks.
