@@ -794,6 +794,11 @@ impl PushWorker {
             };
             plans.push((claim.clone(), listing_results, next));
         }
+        // Completed in the order every unit that marks pushes locks the marks in (channel, then
+        // SKU: `stock::lock_levels`), not in the order claimed (by due time): on PostgreSQL two
+        // units taking the same marks in different orders deadlock, and one waits out the
+        // server's `deadlock_timeout` before it is rolled back and run again.
+        plans.sort_by(|(a, _, _), (b, _, _)| a.sku.cmp(&b.sku));
         let for_latency: Vec<(i64, usize)> = plans
             .iter()
             .map(|(c, r, _)| {
