@@ -87,10 +87,12 @@ pub async fn receive(
     headers: &http::HeaderMap,
     body: &[u8],
 ) -> Result<WebhookAnswer, AppError> {
+    let connected = connectors.get(channel).await?;
     // Open until the delivery has committed: its order is most often a sale the channel shows
     // already and stockhub not yet, so a push to the channel leaves its SKUs out meanwhile.
+    // Opened once the channel is known to be connected, so that deliveries to made-up channel
+    // codes leave nothing behind.
     let arrival = connectors.arrivals().open(channel);
-    let connected = connectors.get(channel).await?;
     let connector = connected.connector.clone();
     let verdict = connector.verify(headers, body);
     let stored_headers = headers_json(headers);
