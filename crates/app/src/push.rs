@@ -250,23 +250,21 @@ impl PushWorker {
         let Ok(mut left_before) = self.left_out_before.lock() else {
             return (targets, Vec::new());
         };
-        if left_before.len() >= LISTINGS_REMEMBERED {
-            left_before.clear();
-        }
         let mut left_out = Vec::new();
         let mut send = Vec::with_capacity(targets.len());
         for t in targets {
-            let was_left_out = left_before.remove(&t.listing.id);
-            if !was_left_out
-                && t.listing
-                    .sku
-                    .as_ref()
-                    .is_some_and(|s| in_flight.contains(s))
-            {
-                left_before.insert(t.listing.id);
-                left_out.push(sku_of(&t));
-            } else {
+            let sale_in_flight = t
+                .listing
+                .sku
+                .as_ref()
+                .is_some_and(|s| in_flight.contains(s));
+            if !sale_in_flight {
+                left_before.remove(&t.listing.id);
                 send.push(t);
+            } else if noted_again(&mut left_before, t.listing.id) {
+                send.push(t);
+            } else {
+                left_out.push(sku_of(&t));
             }
         }
         (send, left_out)
@@ -522,14 +520,7 @@ impl PushWorker {
         let Ok(mut stale) = self.stale_before.lock() else {
             return true;
         };
-        if stale.remove(&listing_id) {
-            return true;
-        }
-        if stale.len() >= LISTINGS_REMEMBERED {
-            stale.clear();
-        }
-        stale.insert(listing_id);
-        false
+        noted_again(&mut stale, listing_id)
     }
 
     fn stale_forget(&self, listing_id: i64) {
@@ -1059,6 +1050,19 @@ pub struct BackfillRequest {
 struct Claimed {
     claims: Vec<Claim>,
     asked_at: Instant,
+}
+
+/// Notes a listing in `noted` (stale, or left out of a push): true if it was noted already, and
+/// then forgotten, so that the note after starts over. Holds at most `LISTINGS_REMEMBERED`.
+fn noted_again(noted: &mut HashSet<i64>, listing_id: i64) -> bool {
+    if noted.remove(&listing_id) {
+        return true;
+    }
+    if noted.len() >= LISTINGS_REMEMBERED {
+        noted.clear();
+    }
+    noted.insert(listing_id);
+    false
 }
 
 /// Listings remembered as stale, or as left out of their last push, at most (then forgotten all
