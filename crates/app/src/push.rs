@@ -1091,6 +1091,7 @@ fn listing_ref(t: &Target) -> ListingRef {
         listing_key: t.listing.listing_key.clone(),
         channel_location: t.listing.channel_location.clone(),
         ids: t.listing.ids.clone(),
+        channel_sku: t.listing.channel_sku.clone(),
     }
 }
 

@@ -136,6 +136,10 @@ pub struct ListingRef {
     pub listing_key: String,
     pub channel_location: Option<String>,
     pub ids: Value,
+    /// The SKU the channel gave the listing when it was last discovered, if any: a connector may
+    /// read many listings' quantities at once by SKU (WooCommerce `GET products?sku=…`, which
+    /// also finds variations of different products).
+    pub channel_sku: Option<String>,
 }
 
 /// One quantity to set.

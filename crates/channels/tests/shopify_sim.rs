@@ -56,6 +56,7 @@ fn reference(listing: &ChannelListing) -> ListingRef {
         listing_key: listing.listing_key.clone(),
         channel_location: listing.channel_location.clone(),
         ids: listing.ids.clone(),
+        channel_sku: listing.sku.clone(),
     }
 }
 

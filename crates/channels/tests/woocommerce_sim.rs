@@ -68,6 +68,7 @@ fn reference(listing: &ChannelListing) -> ListingRef {
         listing_key: listing.listing_key.clone(),
         channel_location: None,
         ids: listing.ids.clone(),
+        channel_sku: listing.sku.clone(),
     }
 }
 
@@ -318,6 +319,105 @@ async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
     }
 }
 
+/// The compare-and-set reads the quantities of items of many products in one call, by SKU
+/// (WooCommerce lists variations there too), and writes each product's variations in its own
+/// call; an item that read does not find (its SKU was changed in the store) is read by its own
+/// call.
+#[tokio::test]
+async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
+    let sim = store(|_| {}).await;
+    let woo = woo(&sim);
+    let listings = woo.discover().await.unwrap();
+    assert_eq!(listings.len(), 20);
+    let shown = stock_of(&sim, &listings);
+    let variations: Vec<&ChannelListing> = listings
+        .iter()
+        .filter(|l| l.listing_key.starts_with("variation/"))
+        .collect();
+    // The store renames one variation's SKU and sells one unit of another.
+    let renamed = variations[0];
+    let renamed_parent = renamed.ids["product_id"].as_u64().unwrap();
+    let response = reqwest::Client::new()
+        .put(format!(
+            "{}/products/{renamed_parent}/variations/{}",
+            sim.rest_url(),
+            stock_id(renamed)
+        ))
+        .basic_auth(
+            &sim.config().consumer_key,
+            Some(&sim.config().consumer_secret),
+        )
+        .json(&json!({"sku": "RENAMED-IN-THE-STORE"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let sold = variations[4];
+    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(
+        sold.sku.as_deref().unwrap(),
+        1,
+    )]))
+    .unwrap();
+    let before = sim.api_requests().len();
+
+    let items: Vec<PushItem> = listings
+        .iter()
+        .zip(&shown)
+        .map(|(l, was)| PushItem {
+            listing: reference(l),
+            quantity: was - 2,
+            change_from: Some(*was),
+        })
+        .collect();
+    let outcomes = woo.push(&items).await.unwrap();
+    for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
+        let expected = if listing.listing_key == sold.listing_key {
+            PushOutcome::Stale {
+                actual: Some(was - 1),
+            }
+        } else {
+            PushOutcome::Applied { confirmed: was - 2 }
+        };
+        assert_eq!(outcome, &expected, "{}", listing.listing_key);
+    }
+
+    let requests = sim.api_requests().split_off(before);
+    let reads: Vec<&String> = requests.iter().filter(|r| r.starts_with("GET ")).collect();
+    assert_eq!(reads.len(), 2, "{reads:#?}");
+    assert!(
+        reads
+            .iter()
+            .any(|r| r.starts_with("GET /wp-json/wc/v3/products?sku=")),
+        "{reads:#?}"
+    );
+    assert!(
+        reads.iter().any(|r| r.starts_with(&format!(
+            "GET /wp-json/wc/v3/products/{renamed_parent}/variations?include={}&",
+            stock_id(renamed)
+        ))),
+        "{reads:#?}"
+    );
+    let mut writes: Vec<&str> = requests
+        .iter()
+        .filter(|r| r.starts_with("POST "))
+        .map(String::as_str)
+        .collect();
+    writes.sort_unstable();
+    let mut expected_writes = vec!["POST /wp-json/wc/v3/products/batch".to_owned()];
+    let mut parents: Vec<u64> = variations
+        .iter()
+        .map(|l| l.ids["product_id"].as_u64().unwrap())
+        .collect();
+    parents.dedup();
+    expected_writes.extend(
+        parents
+            .iter()
+            .map(|p| format!("POST /wp-json/wc/v3/products/{p}/variations/batch")),
+    );
+    expected_writes.sort_unstable();
+    assert_eq!(writes, expected_writes);
+}
+
 #[tokio::test]
 async fn a_store_with_a_lower_batch_limit_gets_smaller_calls() {
     // 40 simple products and one product of 70 variations; the store takes 30 items a call, so
@@ -367,16 +467,19 @@ async fn per_item_errors_fail_only_their_items() {
         listing_key: "product/999999".into(),
         channel_location: None,
         ids: json!({"product_id": 999_999}),
+        channel_sku: None,
     };
     let orphan = ListingRef {
         listing_key: "variation/999998/1".into(),
         channel_location: None,
         ids: json!({"product_id": 999_998, "variation_id": 1}),
+        channel_sku: None,
     };
     let nonsense = ListingRef {
         listing_key: "sku/ABC".into(),
         channel_location: None,
         ids: Value::Null,
+        channel_sku: None,
     };
     let items = vec![
         item(simple, 3),

@@ -266,6 +266,94 @@ async fn fields_trims_the_items_of_a_collection() {
     );
 }
 
+/// WooCommerce's products controller queries variations too when `sku` is given (post types
+/// `product` and `product_variation`), and renders them itself: `manage_stock` is
+/// `managing_stock()`, so a variation selling its parent's stock shows `true` and that stock.
+#[tokio::test]
+async fn products_by_sku_list_variations_too() {
+    let sim = store(|_| {}).await;
+    let small = sim.item_by_sku("HOOD-S").unwrap();
+    let medium = sim.item_by_sku("HOOD-M").unwrap();
+    let parent = medium.parent_id.unwrap();
+    send(
+        &sim,
+        reqwest::Method::PUT,
+        &format!("products/{parent}"),
+        json!({"manage_stock": true, "stock_quantity": 20}),
+    )
+    .await;
+    send(
+        &sim,
+        reqwest::Method::PUT,
+        &format!("products/{parent}/variations/{}", medium.id),
+        json!({"manage_stock": false}),
+    )
+    .await;
+    let listed = get(
+        &sim,
+        "products?sku=HOOD-S,HOOD-M,POSTER/A2,NO-SUCH-SKU&per_page=100",
+    )
+    .await;
+    assert_eq!(listed.headers()["x-wp-total"], "3");
+    let listed: Value = listed.json().await.unwrap();
+    let mut seen: Vec<(String, Value, Value, Value, Value)> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| {
+            (
+                p["sku"].as_str().unwrap().to_owned(),
+                p["type"].clone(),
+                p["parent_id"].clone(),
+                p["manage_stock"].clone(),
+                p["stock_quantity"].clone(),
+            )
+        })
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            (
+                "HOOD-M".into(),
+                json!("variation"),
+                json!(parent),
+                json!(true),
+                json!(20)
+            ),
+            (
+                "HOOD-S".into(),
+                json!("variation"),
+                json!(parent),
+                json!(true),
+                json!(small.stock_quantity.unwrap())
+            ),
+            (
+                "POSTER/A2".into(),
+                json!("simple"),
+                json!(0),
+                json!(true),
+                json!(10)
+            ),
+        ]
+    );
+    // Without `sku` the collection holds products only.
+    let all: Value = get(&sim, "products?per_page=100")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(all
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|p| p["type"] != "variation"));
+    assert_eq!(
+        all.as_array().unwrap().len(),
+        sim.items().iter().filter(|i| i.kind != "variation").count()
+    );
+}
+
 #[tokio::test]
 async fn puts_set_stock_only_where_it_is_managed() {
     let sim = store(|_| {}).await;

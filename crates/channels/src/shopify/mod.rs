@@ -233,6 +233,7 @@ mod tests {
             listing_key: key.into(),
             channel_location: location.map(str::to_owned),
             ids,
+            channel_sku: None,
         }
     }
 

@@ -173,6 +173,7 @@ mod tests {
             listing_key: "ignored".into(),
             channel_location: None,
             ids: json!({"product_id": "22", "variation_id": 23}),
+            channel_sku: None,
         };
         assert_eq!(
             Target::of_listing(&by_ids),
@@ -185,12 +186,14 @@ mod tests {
             listing_key: "product/7".into(),
             channel_location: None,
             ids: Value::Null,
+            channel_sku: None,
         };
         assert_eq!(Target::of_listing(&by_key), Some(Target::Product(7)));
         let simple = ListingRef {
             listing_key: "x".into(),
             channel_location: None,
             ids: json!({"product_id": 7, "variation_id": 0}),
+            channel_sku: None,
         };
         assert_eq!(Target::of_listing(&simple), Some(Target::Product(7)));
     }

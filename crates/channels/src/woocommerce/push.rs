@@ -15,16 +15,24 @@
 //!   would meet the same store. Its items, and those not sent, fail with its error; a push where
 //!   every item failed with one error is that error (`Err`). A permanent failure of one call (its
 //!   parent product is gone) fails only that call's items.
-//! - WooCommerce has no compare-and-set, so it is done here, per call: right before a call, the
-//!   items it would set that carry a `change_from` are read (`GET products?include=…` or
-//!   `products/{id}/variations?include=…`, the same ids as the call); an item showing other than
+//! - WooCommerce has no compare-and-set, so it is done here, by reading right before writing.
+//!   Calls go out in rounds: the calls at the front of the queue whose items carrying a
+//!   `change_from` number at most 100. A round first reads those items by their SKUs in one call
+//!   (`GET products?sku=a,b,…`; with `sku` WooCommerce lists variations of any product too), then
+//!   sends its calls; an item that read did not find (no SKU on the listing, a SKU with a comma,
+//!   a SKU changed in the store) is read by its call right before it is sent (`GET
+//!   products?include=…` or `products/{id}/variations?include=…`). An item showing other than
 //!   `change_from` is not written and comes back `Stale { actual }` (less: a sale stockhub has
-//!   not heard of; more: units the store put back itself, which may offset such a sale), the
-//!   others are written. Read and write of one product follow each other
-//!   at once, so the window in which a sale can be overwritten is one round trip. A read that
-//!   fails fails the call.
+//!   not heard of; more: units the store put back itself, which may offset such a sale); the
+//!   others are written. So a round of variations of 60 products costs 1 read and 60 writes, not
+//!   60 of each; the window in which a sale can be overwritten is the round's read and its
+//!   writes (a few round trips) instead of one round trip, and `sales_can_race_writes` books
+//!   such a sale at once after the pass. A failed read fails the round (a store that refuses
+//!   the read by SKU for good only loses the shortcut). Read by SKU, a variation whose parent
+//!   manages its stock shows its parent's quantity, as WooCommerce lists it there.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
 
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -54,73 +62,94 @@ impl Call {
 /// Batch calls one push keeps in flight at once.
 pub const CONCURRENT_CALLS: usize = 16;
 
+/// Items whose quantities one read by SKU covers: one page of WooCommerce's largest size.
+const READ_LIMIT: usize = PAGE_SIZE;
+
 pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, ChannelError> {
     let mut outcomes: Vec<Option<PushOutcome>> = vec![None; items.len()];
     let mut calls = plan(items, &mut outcomes);
     let mut stopped: Option<ChannelError> = None;
     let mut answered = false;
-    let mut in_flight = tokio::task::JoinSet::new();
-    loop {
-        // Keep up to CONCURRENT_CALLS calls in flight while the store answers.
-        while stopped.is_none() && in_flight.len() < CONCURRENT_CALLS {
-            let Some(call) = calls.pop_front() else { break };
-            let sets: Vec<Set> = call
-                .items
-                .iter()
-                .map(|&(i, id)| Set {
-                    index: i,
-                    id,
-                    quantity: items[i].quantity,
-                    change_from: items[i].change_from,
-                })
-                .collect();
-            let api = api.clone();
-            in_flight.spawn(async move { compare_and_set(&api, call, sets).await });
-        }
-        let Some(joined) = in_flight.join_next().await else {
+    while stopped.is_none() {
+        let mut round = next_round(&mut calls, items);
+        if round.is_empty() {
             break;
-        };
-        let Ok((call, stale, answer)) = joined else {
-            // The task could not finish (the runtime is shutting down): its items stay unsent.
-            continue;
-        };
-        for (index, actual) in stale {
-            outcomes[index] = Some(PushOutcome::Stale {
-                actual: Some(actual),
-            });
         }
-        let Some(answer) = answer else {
-            // Every item of the call was stale: nothing was written.
-            answered = true;
-            continue;
+        let shown = match read_by_sku(api, &round, items).await {
+            Ok(shown) => Arc::new(shown),
+            Err(error) => {
+                for call in &round {
+                    fail(call, &error, &mut outcomes);
+                }
+                stopped = Some(error);
+                break;
+            }
         };
-        match answer {
-            Ok(answer) => {
+        let mut in_flight = tokio::task::JoinSet::new();
+        loop {
+            // Keep up to CONCURRENT_CALLS calls in flight while the store answers.
+            while stopped.is_none() && in_flight.len() < CONCURRENT_CALLS {
+                let Some(call) = round.pop_front() else { break };
+                let sets: Vec<Set> = call
+                    .items
+                    .iter()
+                    .map(|&(i, id)| Set {
+                        index: i,
+                        id,
+                        quantity: items[i].quantity,
+                        change_from: items[i].change_from,
+                    })
+                    .collect();
+                let (api, shown) = (api.clone(), shown.clone());
+                in_flight.spawn(async move { compare_and_set(&api, call, sets, &shown).await });
+            }
+            let Some(joined) = in_flight.join_next().await else {
+                break;
+            };
+            let Ok((call, stale, answer)) = joined else {
+                // The task could not finish (the runtime is shutting down): its items stay unsent.
+                continue;
+            };
+            for (index, actual) in stale {
+                outcomes[index] = Some(PushOutcome::Stale {
+                    actual: Some(actual),
+                });
+            }
+            let Some(answer) = answer else {
+                // Every item of the call was stale: nothing was written.
                 answered = true;
-                settle(&call, &answer, items, &mut outcomes);
-            }
-            Err(Failure {
-                status: Some(413), ..
-            }) if call.items.len() > 1 => {
-                let (first, second) = call.items.split_at(call.items.len() / 2);
-                calls.push_front(Call {
-                    parent: call.parent,
-                    items: second.to_vec(),
-                });
-                calls.push_front(Call {
-                    parent: call.parent,
-                    items: first.to_vec(),
-                });
-            }
-            Err(Failure {
-                error: error @ ChannelError::Permanent(_),
-                ..
-            }) => fail(&call, &error, &mut outcomes),
-            Err(Failure { error, .. }) => {
-                fail(&call, &error, &mut outcomes);
-                stopped.get_or_insert(error);
+                continue;
+            };
+            match answer {
+                Ok(answer) => {
+                    answered = true;
+                    settle(&call, &answer, items, &mut outcomes);
+                }
+                Err(Failure {
+                    status: Some(413), ..
+                }) if call.items.len() > 1 => {
+                    // Halved, and read again with the next round.
+                    let (first, second) = call.items.split_at(call.items.len() / 2);
+                    calls.push_front(Call {
+                        parent: call.parent,
+                        items: second.to_vec(),
+                    });
+                    calls.push_front(Call {
+                        parent: call.parent,
+                        items: first.to_vec(),
+                    });
+                }
+                Err(Failure {
+                    error: error @ ChannelError::Permanent(_),
+                    ..
+                }) => fail(&call, &error, &mut outcomes),
+                Err(Failure { error, .. }) => {
+                    fail(&call, &error, &mut outcomes);
+                    stopped.get_or_insert(error);
+                }
             }
         }
+        calls.extend(round);
     }
     if let Some(error) = &stopped {
         for call in calls.drain(..) {
@@ -139,6 +168,75 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
     }
 }
 
+/// The next calls to send, taken from the front of `calls` while the items they compare (those
+/// with a `change_from`) fit in one read by SKU; at least one call.
+fn next_round(calls: &mut VecDeque<Call>, items: &[PushItem]) -> VecDeque<Call> {
+    let compared = |call: &Call| {
+        call.items
+            .iter()
+            .filter(|&&(i, _)| items[i].change_from.is_some())
+            .count()
+    };
+    let mut round = VecDeque::new();
+    let mut reads = 0;
+    while let Some(call) = calls.front() {
+        let more = compared(call);
+        if !round.is_empty() && reads + more > READ_LIMIT {
+            break;
+        }
+        reads += more;
+        round.extend(calls.pop_front());
+    }
+    round
+}
+
+/// What the items of a round that carry a `change_from` show now, read by their SKUs in one
+/// call (`GET products?sku=a,b,…`: with `sku`, WooCommerce lists variations too, whatever their
+/// product), keyed by product or variation id; `None` for one that does not manage its own
+/// stock. Items without a usable SKU (none, or one holding a comma, the list's separator) are
+/// not read here. A store that refuses the read for good leaves every item to its call's own
+/// read; any other failure is the round's.
+async fn read_by_sku(
+    api: &Api,
+    round: &VecDeque<Call>,
+    items: &[PushItem],
+) -> Result<Shown, ChannelError> {
+    let skus: Vec<&str> = round
+        .iter()
+        .flat_map(|call| &call.items)
+        .map(|&(i, _)| &items[i])
+        .filter(|item| item.change_from.is_some())
+        .filter_map(|item| item.listing.channel_sku.as_deref())
+        .filter(|sku| !sku.is_empty() && !sku.contains(','))
+        .collect();
+    let mut shown = Shown::new();
+    if skus.is_empty() {
+        return Ok(shown);
+    }
+    let query = [
+        ("sku", skus.join(",")),
+        ("_fields", QUANTITY_FIELDS.to_owned()),
+    ];
+    let read = match api.get_all("products", &query).await {
+        Ok(read) => read,
+        Err(ChannelError::Permanent(error)) => {
+            tracing::warn!(%error, "WooCommerce refused a read of quantities by SKU; reading each product's instead");
+            return Ok(shown);
+        }
+        Err(error) => return Err(error),
+    };
+    for raw in read {
+        if let Ok(item) = Product::deserialize(&raw) {
+            shown.insert(item.id, item.own_quantity());
+        }
+    }
+    Ok(shown)
+}
+
+/// Quantities read, by product or variation id: `None` for one that does not manage its own
+/// stock.
+type Shown = BTreeMap<u64, Option<i64>>;
+
 /// One item of a call.
 struct Set {
     index: usize,
@@ -147,24 +245,27 @@ struct Set {
     change_from: Option<i64>,
 }
 
-/// Reads what the call's items show (those with a `change_from`), leaves out those showing
-/// other than it, and sets the rest. Returns the call as sent (its items the ones written), the stale items as
-/// (index in the push, quantity shown), and the answer (`None` when nothing was left to write).
+/// Compares what the call's items with a `change_from` show (as read by SKU for the round, or
+/// read now at the call's own endpoint for those that read missed), leaves out those showing
+/// other than it, and sets the rest. Returns the call as sent (its items the ones written), the
+/// stale items as (index in the push, quantity shown), and the answer (`None` when nothing was
+/// left to write).
 async fn compare_and_set(
     api: &Api,
     call: Call,
     sets: Vec<Set>,
+    read: &Shown,
 ) -> (Call, Vec<(usize, i64)>, Option<Result<Value, Failure>>) {
     let mut stale = Vec::new();
-    let compared: Vec<u64> = sets
+    let unread: Vec<u64> = sets
         .iter()
-        .filter(|s| s.change_from.is_some())
+        .filter(|s| s.change_from.is_some() && !read.contains_key(&s.id))
         .map(|s| s.id)
         .collect();
-    let shown = if compared.is_empty() {
-        BTreeMap::new()
+    let own_read = if unread.is_empty() {
+        Shown::new()
     } else {
-        match read_shown(api, call.parent, &compared).await {
+        match read_shown(api, call.parent, &unread).await {
             Ok(shown) => shown,
             Err(error) => return (call, stale, Some(Err(Failure::from(error)))),
         }
@@ -172,8 +273,9 @@ async fn compare_and_set(
     let mut written = Vec::with_capacity(sets.len());
     let mut update = Vec::with_capacity(sets.len());
     for set in sets {
-        match (set.change_from, shown.get(&set.id)) {
-            (Some(expected), Some(&actual)) if actual != expected => {
+        let shown = read.get(&set.id).or_else(|| own_read.get(&set.id));
+        match (set.change_from, shown) {
+            (Some(expected), Some(&Some(actual))) if actual != expected => {
                 stale.push((set.index, actual));
             }
             _ => {
@@ -197,27 +299,21 @@ async fn compare_and_set(
     (call, stale, Some(answer))
 }
 
-/// The stock each of `ids` (at one endpoint) shows now, for those that manage their own.
-async fn read_shown(
-    api: &Api,
-    parent: Option<u64>,
-    ids: &[u64],
-) -> Result<BTreeMap<u64, i64>, ChannelError> {
+/// What each of `ids` (at one endpoint) shows now.
+async fn read_shown(api: &Api, parent: Option<u64>, ids: &[u64]) -> Result<Shown, ChannelError> {
     let path = match parent {
         None => "products".to_owned(),
         Some(product_id) => format!("products/{product_id}/variations"),
     };
     let include = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
-    let mut shown = BTreeMap::new();
+    let mut shown = Shown::new();
     let query = [
         ("include", include),
         ("_fields", QUANTITY_FIELDS.to_owned()),
     ];
     for raw in api.get_all(&path, &query).await? {
         if let Ok(item) = Product::deserialize(&raw) {
-            if let Some(quantity) = item.own_quantity() {
-                shown.insert(item.id, quantity);
-            }
+            shown.insert(item.id, item.own_quantity());
         }
     }
     Ok(shown)
@@ -340,6 +436,7 @@ mod tests {
                 listing_key: key.into(),
                 channel_location: None,
                 ids: Value::Null,
+                channel_sku: None,
             },
             quantity,
             change_from: Some(1),

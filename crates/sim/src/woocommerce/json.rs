@@ -175,6 +175,17 @@ pub(crate) fn variation_json(state: &State, site: &Site<'_>, item: &Item) -> Val
     })
 }
 
+/// A product or variation as `GET products` lists it: a variation (listed there when the
+/// query names SKUs) as the products controller renders it, whose `manage_stock` is
+/// `managing_stock()`, true also where the parent manages the stock it shows.
+pub(crate) fn listed_product_json(state: &State, site: &Site<'_>, item: &Item) -> Value {
+    let mut json = item_json(state, site, item);
+    if json["manage_stock"] == "parent" {
+        json["manage_stock"] = Value::Bool(true);
+    }
+    json
+}
+
 /// A product or variation, by kind.
 pub(crate) fn item_json(state: &State, site: &Site<'_>, item: &Item) -> Value {
     match item.kind {

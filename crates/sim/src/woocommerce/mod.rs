@@ -19,6 +19,7 @@ mod rest;
 mod sales;
 mod webhooks;
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicUsize;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -138,6 +139,8 @@ pub(crate) struct Inner {
     pub faults: FaultSwitch,
     pub limiter: Option<Mutex<LeakyBucket>>,
     pub deliveries: Mutex<Vec<Delivery>>,
+    /// The last `REQUESTS_KEPT` REST calls, as `METHOD /path?query`.
+    pub requests: Mutex<VecDeque<String>>,
     pub client: reqwest::Client,
     pub lifecycle: Lifecycle,
     /// Deliveries and pings being sent.
@@ -206,6 +209,7 @@ impl WooSim {
             faults: FaultSwitch::new(config.seed.wrapping_add(1)),
             limiter: config.rate_limit.map(|c| Mutex::new(LeakyBucket::new(c))),
             deliveries: Mutex::new(Vec::new()),
+            requests: Mutex::new(VecDeque::new()),
             client: http_util::webhook_client(),
             lifecycle: Lifecycle::new(),
             runtime: tokio::runtime::Handle::current(),
@@ -407,6 +411,17 @@ impl WooSim {
         self.inner.faults.held()
     }
 
+    /// The REST calls the store received (the last 10,000, oldest first), each as
+    /// `METHOD /path?query`, so that tests can count and inspect what a connector sent.
+    pub fn api_requests(&self) -> Vec<String> {
+        let requests = self
+            .inner
+            .requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        requests.iter().cloned().collect()
+    }
+
     pub fn display_log(&self) -> Vec<DisplayEntry> {
         self.display_log_since(0)
     }
@@ -448,11 +463,21 @@ async fn apply_faults(
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
+    {
+        let mut requests = inner.requests.lock().unwrap_or_else(|e| e.into_inner());
+        if requests.len() == REQUESTS_KEPT {
+            requests.pop_front();
+        }
+        requests.push_back(format!("{} {}", request.method(), request.uri()));
+    }
     inner
         .faults
         .apply(FaultStyle::WooCommerce, request, next)
         .await
 }
+
+/// REST calls the store remembers for [`WooSim::api_requests`].
+const REQUESTS_KEPT: usize = 10_000;
 
 fn router(inner: Arc<Inner>) -> Router {
     const ROOT: &str = "/wp-json/wc/v3";

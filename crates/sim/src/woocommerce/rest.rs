@@ -6,7 +6,9 @@
 //!   read-only key writing: 401 too.
 //! - Collections: `per_page` (default 10, 1–100, else 400 `rest_invalid_param`) and `page`;
 //!   `X-WP-Total`, `X-WP-TotalPages` and a `Link` header (`prev`, `next`, `first`, `last`).
-//!   Products sort by `date` descending by default, as WooCommerce does.
+//!   Products sort by `date` descending by default, as WooCommerce does. `GET products` with
+//!   `sku` (a comma-separated list, matched exactly) lists variations too, as WooCommerce's
+//!   products controller does for that parameter.
 //! - `PUT` of a product or variation sets `stock_quantity` absolutely, and only where stock is
 //!   managed (`manage_stock` true, possibly in the same request), as WooCommerce ignores it
 //!   otherwise. SKUs must stay unique (`product_invalid_sku`).
@@ -472,10 +474,10 @@ fn keeps_item(state: &Store, item: &Item, pairs: &[(String, String)]) -> Result<
     Ok(skus.is_none_or(|s| s.contains(&item.sku.as_str()))
         && id_list(pairs, "include").is_none_or(|ids| ids.contains(&item.id))
         && query_value(pairs, "type").is_none_or(|t| {
-            t == if item.kind == Kind::Variable {
-                "variable"
-            } else {
-                "simple"
+            t == match item.kind {
+                Kind::Variable => "variable",
+                Kind::Variation => "variation",
+                Kind::Simple => "simple",
             }
         })
         && query_value(pairs, "stock_status")
@@ -491,8 +493,15 @@ pub(crate) async fn list_products(
 ) -> Response {
     call(&inner, &headers, raw.as_deref(), Access::List, |pairs| {
         let state = inner.lock();
+        // With `sku`, WooCommerce queries variations too (post types `product` and
+        // `product_variation`), rendered by the products controller.
+        let by_sku = query_value(pairs, "sku").is_some_and(|s| !s.is_empty());
         let mut items = Vec::new();
-        for item in state.items.values().filter(|i| i.kind != Kind::Variation) {
+        for item in state
+            .items
+            .values()
+            .filter(|i| by_sku || i.kind != Kind::Variation)
+        {
             if keeps_item(&state, item, pairs)? {
                 items.push(item);
             }
@@ -500,7 +509,7 @@ pub(crate) async fn list_products(
         sort_by(&mut items, pairs, item_sort_key);
         let site = inner.site(&state);
         collection(&inner, "products", pairs, items, |i| {
-            item_json(&state, &site, i)
+            super::json::listed_product_json(&state, &site, i)
         })
     })
 }
