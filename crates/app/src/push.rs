@@ -224,8 +224,13 @@ impl PushWorker {
             self.want_backfill(channel, sales_after);
         }
         let (mut targets, left_out) = self.leave_sales_in_flight(channel, targets, since);
-        targets.sort_by_key(|t| {
-            !(t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p))
+        // Decreases and zeros first; then by listing key, so that listings a channel sets
+        // through one endpoint (WooCommerce: one product's variations, keyed
+        // `variation/{product_id}/…`) fall into the same push and share its calls.
+        targets.sort_by(|a, b| {
+            goes_first(b)
+                .cmp(&goes_first(a))
+                .then_with(|| a.listing.listing_key.cmp(&b.listing.listing_key))
         });
         let mut report = self.send(channel, connected, &targets, asked_at).await?;
         report.again.extend(left_out);
@@ -1074,6 +1079,11 @@ const SUPERVISE_GAP: Duration = Duration::from_millis(50);
 const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// A channel task with nothing to do for this long ends; the next mark starts another.
 const CHANNEL_IDLE_EXIT: Duration = Duration::from_secs(30);
+
+/// Whether a target goes out before the others of its pass: a zero, or a decrease (DESIGN §1).
+fn goes_first(t: &Target) -> bool {
+    t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p)
+}
 
 fn sku_of(t: &Target) -> String {
     t.listing.sku.clone().unwrap_or_default()

@@ -1957,3 +1957,76 @@ async fn shopify_is_brought_back_to_zero_after_a_sale_booked_as_oversold() {
     .await;
 }
 }
+
+/// A pass pushes listings a channel sets through one endpoint together: WooCommerce sets each
+/// product's variations through that product's own batch call, so a pass over more listings
+/// than one push carries (100 there) keeps each product's variations in one push and makes one
+/// write per product, however the SKUs sort. Here the SKUs sort variant first (`01-001`,
+/// `01-002`, …), so pushes cut in SKU order would touch every product in each push.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_keeps_each_products_variations_in_one_woocommerce_push() {
+    const PRODUCTS: usize = 12;
+    const VARIANTS: usize = 10;
+    let sku = |p: usize, v: usize| format!("{v:02}-{p:03}");
+    let products: Vec<ProductSeed> = (1..=PRODUCTS)
+        .map(|p| {
+            ProductSeed::new(
+                &format!("Product {p}"),
+                (1..=VARIANTS)
+                    .map(|v| {
+                        stockhub_sim::VariantSeed::new(&sku(p, v))
+                            .titled(&format!("V{v}"))
+                            .stock(&[0])
+                    })
+                    .collect(),
+            )
+        })
+        .collect();
+    let skus: Vec<String> = (1..=PRODUCTS)
+        .flat_map(|p| (1..=VARIANTS).map(move |v| sku(p, v)))
+        .collect();
+    let app = spawn_app().await;
+    ok(app.put("/v1/locations/wh1", &json!({})).await).await;
+    for s in &skus {
+        ok(app.put(&format!("/v1/variants/{s}"), &json!({})).await).await;
+    }
+    let woo = WooSim::start(WooConfig {
+        products,
+        seed: SEED + 9,
+        ..WooConfig::default()
+    })
+    .await
+    .expect("start WooCommerce store");
+    let plain = Rules {
+        buffer: 0,
+        share: 1.0,
+        max_quantity: None,
+        threshold: 0,
+        feeding: vec!["wh1"],
+    };
+    connect_woo(&app, "woo", &woo, &plain).await;
+    let report = ok(app.post("/v1/channels/woo/discover", &json!({})).await).await;
+    assert_eq!(report["matched"], PRODUCTS * VARIANTS, "{report}");
+    let stores = [Store::Woo(woo.clone())];
+    quiesce(&app, &stores, Duration::from_secs(20)).await;
+
+    let before = woo.api_requests().len();
+    let movements: Vec<Value> = skus
+        .iter()
+        .map(|s| json!({ "kind": "receive", "sku": s, "location": "wh1", "quantity": 3 }))
+        .collect();
+    ok(app
+        .post("/v1/stock/movements", &json!({ "movements": movements }))
+        .await)
+    .await;
+    quiesce(&app, &stores, Duration::from_secs(20)).await;
+    for s in &skus {
+        assert_eq!(shown(&stores[0], s), Some(3), "{s}");
+    }
+    let writes: Vec<String> = woo.api_requests()[before..]
+        .iter()
+        .filter(|r| r.starts_with("POST "))
+        .cloned()
+        .collect();
+    assert_eq!(writes.len(), PRODUCTS, "one write per product: {writes:#?}");
+}
