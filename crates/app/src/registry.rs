@@ -4,8 +4,9 @@
 //! "webhook_secret"}`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use stockhub_channels::{ChannelConnection, Connector, Kind, Secret};
@@ -58,9 +59,26 @@ impl OrdersRead {
 pub struct Connectors {
     store: Store,
     request_timeout: Duration,
-    cache: Arc<Mutex<HashMap<String, (String, Connected)>>>,
+    cache: Arc<Mutex<HashMap<String, Cached>>>,
+    /// Counts `forget`s: a read begun before one is not cached, as it may predate the change.
+    forgotten: Arc<AtomicU64>,
     arrivals: Arc<Arrivals>,
 }
+
+/// A connector built from a channel's stored connection: what it was built from, and when that
+/// was last read.
+#[derive(Clone)]
+struct Cached {
+    fingerprint: String,
+    connected: Connected,
+    read_at: Instant,
+}
+
+/// How long a channel's connection read from the store stands before `Connectors::get` reads it
+/// again: webhooks and push passes, hundreds a second on a busy store, then share one read. A
+/// change made through this process's API applies at once (`forget`); one made by another
+/// process sharing the store, within this time.
+pub const CONNECTION_RECHECK: Duration = Duration::from_millis(250);
 
 fn text(v: &Value, key: &str) -> String {
     v.get(key)
@@ -75,6 +93,7 @@ impl Connectors {
             store,
             request_timeout,
             cache: Arc::default(),
+            forgotten: Arc::default(),
             arrivals: Arc::default(),
         }
     }
@@ -84,8 +103,16 @@ impl Connectors {
         &self.arrivals
     }
 
-    /// The connector of a channel, or `NotConnected` for a manual or unknown one.
+    /// The connector of a channel, or `NotConnected` for a manual or unknown one. The channel's
+    /// connection is read from the store at most every `CONNECTION_RECHECK`.
     pub async fn get(&self, code: &str) -> Result<Connected, AppError> {
+        if let Some(cached) = self.cache.lock().ok().and_then(|c| c.get(code).cloned()) {
+            if cached.read_at.elapsed() < CONNECTION_RECHECK {
+                return Ok(cached.connected);
+            }
+        }
+        let read_at = Instant::now();
+        let forgotten = self.forgotten.load(Ordering::Acquire);
         let owned = code.to_owned();
         let found = self
             .store
@@ -95,20 +122,45 @@ impl Connectors {
             })
             .await?;
         let (kind, Some((settings, secrets))) = found else {
+            self.forget(code);
             return Err(AppError::NotConnected(code.to_owned()));
         };
-        let kind = Kind::parse(&kind).ok_or_else(|| AppError::NotConnected(code.to_owned()))?;
+        let Some(kind) = Kind::parse(&kind) else {
+            self.forget(code);
+            return Err(AppError::NotConnected(code.to_owned()));
+        };
         let fingerprint = format!("{kind:?}{settings}{secrets}");
-        if let Some((seen, connected)) = self.cache.lock().ok().and_then(|c| c.get(code).cloned()) {
-            if seen == fingerprint {
-                return Ok(connected);
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        let current = self.forgotten.load(Ordering::Acquire) == forgotten;
+        if let Some(cached) = cache.get_mut(code) {
+            if cached.fingerprint == fingerprint {
+                if current {
+                    cached.read_at = cached.read_at.max(read_at);
+                }
+                return Ok(cached.connected.clone());
             }
         }
         let connected = self.build(code, kind, &settings, &secrets)?;
-        if let Ok(mut cache) = self.cache.lock() {
-            cache.insert(code.to_owned(), (fingerprint, connected.clone()));
+        if !current {
+            return Ok(connected);
         }
+        cache.insert(
+            code.to_owned(),
+            Cached {
+                fingerprint,
+                connected: connected.clone(),
+                read_at,
+            },
+        );
         Ok(connected)
+    }
+
+    /// Drops what is known of a channel's connection, so that the next `get` reads it again:
+    /// after the channel was changed.
+    pub fn forget(&self, code: &str) {
+        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
+        self.forgotten.fetch_add(1, Ordering::AcqRel);
+        cache.remove(code);
     }
 
     fn build(

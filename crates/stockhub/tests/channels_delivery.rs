@@ -811,6 +811,32 @@ async fn a_bad_or_missing_signature_is_refused_archived_and_changes_nothing() {
 }
 }
 
+/// A webhook secret changed through the API applies to the very next delivery: the connection
+/// stockhub keeps between store reads is dropped when the channel changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_secret_changed_through_the_api_applies_at_once() {
+    let app = stockhub().await;
+    let created = &shopify_life()[0][0];
+    let updated = &shopify_life()[1][0];
+    // The channel's connection is in use (and kept) before the change.
+    assert_eq!(deliver(&app, created).await["outcome"], "applied");
+    let new_secret = "shpss_rotated";
+    ok(app
+        .put(
+            "/v1/channels/shop",
+            &json!({ "kind": "shopify", "base_url": "http://127.0.0.1:9", "access_token": "shpat_x",
+                     "location_id": "gid://shopify/Location/1", "webhook_secret": new_secret }),
+        )
+        .await)
+    .await;
+    let old_signature = post(&app, updated).await;
+    assert_eq!(old_signature.status, 401, "{old_signature:#?}");
+    let resigned = updated
+        .clone()
+        .with("x-shopify-hmac-sha256", &sign(new_secret, &updated.body));
+    assert_eq!(deliver(&app, &resigned).await["outcome"], "applied");
+}
+
 stockhub_testkit::on_both_backends! {
 /// WooCommerce pings a webhook when it is created: a form-encoded `webhook_id=<id>` with no
 /// signature, which must get 200 (or WooCommerce does not save the webhook as delivering).

@@ -227,6 +227,7 @@ pub async fn put_channel(
     body: JsonBody<ChannelBody>,
 ) -> ApiResult<Response> {
     let code = parse_code("channel", &code)?;
+    let forget = code.as_str().to_owned();
     let input = channel_input(code, &body.value)?;
     let connection = connection_of(&body.value)?;
     // Secrets never enter the stored idempotency answer or the request hash.
@@ -241,7 +242,7 @@ pub async fn put_channel(
             *v = Json_::String(format!("sha256:{}", crate::write::request_hash(v)));
         }
     }
-    write::run(&state, caller, &canonical, move |sql, ctx| {
+    let answer = write::run(&state, caller, &canonical, move |sql, ctx| {
         let channel = catalog::put_channel(sql, ctx, &input)?;
         if let Some((settings, given)) = &connection {
             let stored = catalog::connection(sql, &channel.code)?
@@ -269,7 +270,10 @@ pub async fn put_channel(
         let connection = catalog::connection(sql, &channel.code)?;
         Ok((StatusCode::OK, channel_view(channel, connection)))
     })
-    .await
+    .await;
+    // Webhooks and pushes pick the new connection up at once.
+    state.services.connectors.forget(&forget);
+    answer
 }
 
 #[utoipa::path(get, path = "/v1/channels", tag = "channels", responses((status = 200, body = Vec<ChannelView>)))]
