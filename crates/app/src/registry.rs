@@ -122,11 +122,11 @@ impl Connectors {
             })
             .await?;
         let (kind, Some((settings, secrets))) = found else {
-            self.forget(code);
+            self.drop_cached(code);
             return Err(AppError::NotConnected(code.to_owned()));
         };
         let Some(kind) = Kind::parse(&kind) else {
-            self.forget(code);
+            self.drop_cached(code);
             return Err(AppError::NotConnected(code.to_owned()));
         };
         let fingerprint = format!("{kind:?}{settings}{secrets}");
@@ -161,6 +161,14 @@ impl Connectors {
         let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
         self.forgotten.fetch_add(1, Ordering::AcqRel);
         cache.remove(code);
+    }
+
+    /// Drops a channel found not connected (any more).
+    fn drop_cached(&self, code: &str) {
+        self.cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(code);
     }
 
     fn build(

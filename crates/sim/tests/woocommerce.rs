@@ -72,6 +72,26 @@ async fn send(sim: &WooSim, method: reqwest::Method, path: &str, body: Value) ->
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// Lets `parent` manage `stock` units and `variation` sell from them (`manage_stock: false` on
+/// the variation); returns the variation as saved.
+async fn stock_by_parent(sim: &WooSim, parent: u64, variation: u64, stock: i64) -> Value {
+    send(
+        sim,
+        reqwest::Method::PUT,
+        &format!("products/{parent}"),
+        json!({"manage_stock": true, "stock_quantity": stock}),
+    )
+    .await;
+    send(
+        sim,
+        reqwest::Method::PUT,
+        &format!("products/{parent}/variations/{variation}"),
+        json!({"manage_stock": false}),
+    )
+    .await
+    .1
+}
+
 #[tokio::test]
 async fn basic_auth_is_required_and_errors_have_wordpress_shapes() {
     let sim = store(|_| {}).await;
@@ -275,20 +295,7 @@ async fn products_by_sku_list_variations_too() {
     let small = sim.item_by_sku("HOOD-S").unwrap();
     let medium = sim.item_by_sku("HOOD-M").unwrap();
     let parent = medium.parent_id.unwrap();
-    send(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("products/{parent}"),
-        json!({"manage_stock": true, "stock_quantity": 20}),
-    )
-    .await;
-    send(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("products/{parent}/variations/{}", medium.id),
-        json!({"manage_stock": false}),
-    )
-    .await;
+    stock_by_parent(&sim, parent, medium.id, 20).await;
     let listed = get(
         &sim,
         "products?sku=HOOD-S,HOOD-M,POSTER/A2,NO-SUCH-SKU&per_page=100",
@@ -442,20 +449,7 @@ async fn puts_set_stock_only_where_it_is_managed() {
     );
 
     // Stock managed by the parent: the variation shows and sells the parent's stock.
-    send(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("products/{parent}"),
-        json!({"manage_stock": true, "stock_quantity": 20}),
-    )
-    .await;
-    let (_, body) = send(
-        &sim,
-        reqwest::Method::PUT,
-        &format!("products/{parent}/variations/{}", medium.id),
-        json!({"manage_stock": false}),
-    )
-    .await;
+    let body = stock_by_parent(&sim, parent, medium.id, 20).await;
     assert_eq!(
         (body["manage_stock"].clone(), body["stock_quantity"].clone()),
         (json!("parent"), json!(20))

@@ -68,6 +68,17 @@ struct Rules {
 }
 
 impl Rules {
+    /// No buffer, share or cap: a channel shows what `wh1` has free.
+    fn plain() -> Self {
+        Rules {
+            buffer: 0,
+            share: 1.0,
+            max_quantity: None,
+            threshold: 0,
+            feeding: vec!["wh1"],
+        }
+    }
+
     fn json(&self) -> Value {
         json!({ "buffer": self.buffer, "share": self.share, "max_quantity": self.max_quantity,
                 "out_of_stock_threshold": self.threshold })
@@ -1450,13 +1461,7 @@ async fn small_with(u1: i64, woo_delivery_delay_ms: u64, push: PushSettings) -> 
     })
     .await
     .expect("start WooCommerce store");
-    let plain = Rules {
-        buffer: 0,
-        share: 1.0,
-        max_quantity: None,
-        threshold: 0,
-        feeding: vec!["wh1"],
-    };
+    let plain = Rules::plain();
     connect_shopify(&app, "shop", &shop, &plain).await;
     connect_woo(&app, "woo", &woo, &plain).await;
     for code in ["shop", "woo"] {
@@ -1997,13 +2002,7 @@ async fn a_pass_keeps_each_products_variations_in_one_woocommerce_push() {
     })
     .await
     .expect("start WooCommerce store");
-    let plain = Rules {
-        buffer: 0,
-        share: 1.0,
-        max_quantity: None,
-        threshold: 0,
-        feeding: vec!["wh1"],
-    };
+    let plain = Rules::plain();
     connect_woo(&app, "woo", &woo, &plain).await;
     let report = ok(app.post("/v1/channels/woo/discover", &json!({})).await).await;
     assert_eq!(report["matched"], PRODUCTS * VARIANTS, "{report}");
