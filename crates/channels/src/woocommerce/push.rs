@@ -209,28 +209,16 @@ async fn read_by_sku(
         .filter_map(|item| item.listing.channel_sku.as_deref())
         .filter(|sku| !sku.is_empty() && !sku.contains(','))
         .collect();
-    let mut shown = Shown::new();
     if skus.is_empty() {
-        return Ok(shown);
+        return Ok(Shown::new());
     }
-    let query = [
-        ("sku", skus.join(",")),
-        ("_fields", QUANTITY_FIELDS.to_owned()),
-    ];
-    let read = match api.get_all("products", &query).await {
-        Ok(read) => read,
+    match read_shown(api, "products", ("sku", skus.join(","))).await {
         Err(ChannelError::Permanent(error)) => {
             tracing::warn!(%error, "WooCommerce refused a read of quantities by SKU; reading each product's instead");
-            return Ok(shown);
+            Ok(Shown::new())
         }
-        Err(error) => return Err(error),
-    };
-    for raw in read {
-        if let Ok(item) = Product::deserialize(&raw) {
-            shown.insert(item.id, item.own_quantity());
-        }
+        read => read,
     }
-    Ok(shown)
 }
 
 /// Quantities read, by product or variation id: `None` for one that does not manage its own
@@ -265,7 +253,16 @@ async fn compare_and_set(
     let own_read = if unread.is_empty() {
         Shown::new()
     } else {
-        match read_shown(api, call.parent, &unread).await {
+        let path = match call.parent {
+            None => "products".to_owned(),
+            Some(product_id) => format!("products/{product_id}/variations"),
+        };
+        let include = unread
+            .iter()
+            .map(u64::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        match read_shown(api, &path, ("include", include)).await {
             Ok(shown) => shown,
             Err(error) => return (call, stale, Some(Err(Failure::from(error)))),
         }
@@ -299,19 +296,16 @@ async fn compare_and_set(
     (call, stale, Some(answer))
 }
 
-/// What each of `ids` (at one endpoint) shows now.
-async fn read_shown(api: &Api, parent: Option<u64>, ids: &[u64]) -> Result<Shown, ChannelError> {
-    let path = match parent {
-        None => "products".to_owned(),
-        Some(product_id) => format!("products/{product_id}/variations"),
-    };
-    let include = ids.iter().map(u64::to_string).collect::<Vec<_>>().join(",");
+/// What the products or variations at `path` that `filter` selects show now (asking with
+/// `_fields` for only what `Product::own_quantity` needs).
+async fn read_shown(
+    api: &Api,
+    path: &str,
+    filter: (&'static str, String),
+) -> Result<Shown, ChannelError> {
+    let query = [filter, ("_fields", QUANTITY_FIELDS.to_owned())];
     let mut shown = Shown::new();
-    let query = [
-        ("include", include),
-        ("_fields", QUANTITY_FIELDS.to_owned()),
-    ];
-    for raw in api.get_all(&path, &query).await? {
+    for raw in api.get_all(path, &query).await? {
         if let Ok(item) = Product::deserialize(&raw) {
             shown.insert(item.id, item.own_quantity());
         }
