@@ -1,6 +1,7 @@
 //! Order backfill: read a channel's orders updated since its cursor (with overlap) and apply
 //! each as a snapshot, idempotently — what webhooks missed is found here.
 
+use stockhub_channels::pace::Paced;
 use stockhub_core::Code;
 use stockhub_store::engine::intake::ChannelOrderInput;
 use stockhub_store::engine::{catalog, intake};
@@ -113,20 +114,31 @@ pub async fn apply_updated_since(
     );
     let code = Code::parse("channel", channel).map_err(|e| AppError::Invalid(e.to_string()))?;
     let count = inputs.len();
-    // Most orders read back were applied already, by their webhooks: those are left out on a
-    // read snapshot, so that the single writer only applies what is new.
-    let known = code.clone();
-    let fresh: Vec<ChannelOrderInput> = store
-        .read(move |sql| {
-            let mut fresh = Vec::new();
-            for input in &inputs {
-                if !already_applied(sql, known.as_str(), input)? {
-                    fresh.push(input.clone());
-                }
-            }
-            Ok(fresh)
-        })
-        .await?;
+    // Most orders read back were applied already, by their webhooks: those are left out on
+    // read snapshots, so that the single writer only applies what is new — a few hundred
+    // orders per read, past the first reads at a backfill's pace (`Paced`), so that a day of
+    // orders does not hold up the webhooks and pushes sharing the machine.
+    let mut fresh: Vec<ChannelOrderInput> = Vec::new();
+    let mut paced = Paced::start();
+    for (n, chunk) in inputs.chunks(ORDERS_PER_CHECK).enumerate() {
+        if n > 0 {
+            paced.after_page().await;
+        }
+        let (known, chunk) = (code.clone(), chunk.to_vec());
+        fresh.extend(
+            store
+                .read(move |sql| {
+                    let mut fresh = Vec::new();
+                    for input in &chunk {
+                        if !already_applied(sql, known.as_str(), input)? {
+                            fresh.push(input.clone());
+                        }
+                    }
+                    Ok(fresh)
+                })
+                .await?,
+        );
+    }
     // What is new is applied a few orders per unit of work, so that webhooks arriving
     // meanwhile are not held up behind a long transaction; the cursor moves with the last one.
     let mut units: Vec<Vec<ChannelOrderInput>> = Vec::new();
@@ -176,6 +188,9 @@ fn next_cursor(newest: Option<i64>, began: i64) -> Option<i64> {
 
 /// Orders applied per unit of work by a backfill.
 const ORDERS_PER_UNIT: usize = 25;
+
+/// Orders a backfill checks per read for being stored already.
+const ORDERS_PER_CHECK: usize = 250;
 
 /// Whether the order is stored at this very state (version, status, lines and refunds): applying
 /// it again would change nothing.

@@ -8,6 +8,7 @@
 pub mod connection;
 pub mod connector;
 pub mod error;
+pub mod pace;
 pub mod retry;
 pub mod shopify;
 pub mod signature;

@@ -7,6 +7,10 @@
 //! - `GET /admin/api/{v}/inventory_levels.json?inventory_item_ids=…&location_ids=…&limit=250`
 //!   with at most 50 ids of each per call, paged the same way.
 //!
+//! Past its first few pages, a read of orders goes at a quarter of the pace it could
+//! (`crate::pace`): a long backfill is not urgent, and pushes and webhooks share the store and
+//! this process with it.
+//!
 //! Every call keeps headroom in the REST call bucket (`X-Shopify-Shop-Api-Call-Limit`), and a
 //! 429 waits its `Retry-After` (2 s if absent) and tries again, at most [`REST_ATTEMPTS`] times
 //! in all; the last 429 is returned as `RateLimited`.
@@ -18,6 +22,7 @@ use serde_json::Value;
 
 use crate::connector::{ChannelOrder, ListingRef};
 use crate::error::ChannelError;
+use crate::pace::Paced;
 use crate::time;
 
 use super::throttle::parse_call_limit;
@@ -140,10 +145,11 @@ impl Shopify {
             self.rest_url("orders.json")
         );
         let mut orders = Vec::new();
+        let mut paced = Paced::start();
         for _ in 0..MAX_ORDER_PAGES {
             let answer = self.rest_get(&url).await?;
-            let page = Self::json(&answer, "orders.json")?;
-            let Some(Value::Array(items)) = page.get("orders").cloned() else {
+            let mut page = Self::json(&answer, "orders.json")?;
+            let Some(Value::Array(items)) = page.get_mut("orders").map(Value::take) else {
                 return Err(ChannelError::Transient(
                     "orders.json: no orders array in the answer".into(),
                 ));
@@ -160,6 +166,7 @@ impl Shopify {
                 Some(next) => url = next,
                 None => return Ok(orders),
             }
+            paced.after_page().await;
         }
         Err(ChannelError::Transient(format!(
             "more than {} orders updated since {}: backfill a shorter window",

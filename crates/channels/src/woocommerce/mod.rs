@@ -128,8 +128,8 @@ impl Connector for WooCommerce {
     }
 
     /// `GET orders?modified_after=…&dates_are_gmt=true&status=any&orderby=id&order=asc`, every
-    /// page (see `Api::get_all`); an order met twice is kept once, at its latest version.
-    /// WooCommerce keeps
+    /// page, one after another at a backfill's pace (`Api::get_all_in_background`); an order met
+    /// twice is kept once, at its latest version. WooCommerce keeps
     /// `date_modified` to the second and `modified_after` excludes the second it names, so the
     /// time asked is the second before the one `since_ms` falls in: an order modified later in
     /// that same second is read too.
@@ -147,7 +147,7 @@ impl Connector for WooCommerce {
             ("order", "asc".to_owned()),
         ];
         let mut latest: BTreeMap<String, ChannelOrder> = BTreeMap::new();
-        for raw in self.api.get_all("orders", &query).await? {
+        for raw in self.api.get_all_in_background("orders", &query).await? {
             match orders::parse_order(raw) {
                 Ok(order) => {
                     if latest

@@ -14,6 +14,7 @@ use serde_json::Value;
 
 use crate::connection::{ChannelConnection, Secret};
 use crate::error::{self, ChannelError};
+use crate::pace::Paced;
 
 /// WordPress's largest page.
 pub const PAGE_SIZE: usize = 100;
@@ -113,10 +114,46 @@ impl Api {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<Vec<Value>, ChannelError> {
-        let (mut items, first) = self.page(path, query, 1).await?;
-        let Some(mut total) = first.total else {
-            return self.pages_one_by_one(path, query, 2, items, first).await;
-        };
+        let (items, first) = self.page(path, query, 1).await?;
+        match first.total {
+            Some(total) => self.pages_at_once(path, query, items, total).await,
+            None => {
+                self.pages_one_by_one(path, query, 2, items, first, None)
+                    .await
+            }
+        }
+    }
+
+    /// Every item of a collection, for a read that is not urgent (an order backfill): as
+    /// `get_all` if it has at most `pace::FREE_PAGES` pages, else page after page, past those
+    /// at a quarter of the pace it could go (`crate::pace`).
+    pub async fn get_all_in_background(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<Vec<Value>, ChannelError> {
+        let mut paced = Paced::start();
+        let (items, first) = self.page(path, query, 1).await?;
+        match first.total {
+            Some(total) if total <= crate::pace::FREE_PAGES => {
+                self.pages_at_once(path, query, items, total).await
+            }
+            _ => {
+                self.pages_one_by_one(path, query, 2, items, first, Some(&mut paced))
+                    .await
+            }
+        }
+    }
+
+    /// The pages after the first (its `items`) of a collection of `total` pages, up to
+    /// `PAGES_IN_FLIGHT` at once, then any it grew by meanwhile.
+    async fn pages_at_once(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+        mut items: Vec<Value>,
+        mut total: u32,
+    ) -> Result<Vec<Value>, ChannelError> {
         let owned_query: Arc<Vec<(String, String)>> = Arc::new(
             query
                 .iter()
@@ -153,8 +190,9 @@ impl Api {
         Ok(items)
     }
 
-    /// The rest of a collection whose store does not say how many pages it has: page after page
-    /// from `page`, while the last one says there is more (or, saying nothing, was full).
+    /// The rest of a collection whose store does not say how many pages it has (or read in the
+    /// background, `paced` from its first page): page after page from `page`, while the last
+    /// one says there is more (or, saying nothing, was full).
     async fn pages_one_by_one(
         &self,
         path: &str,
@@ -162,8 +200,12 @@ impl Api {
         mut page: u32,
         mut items: Vec<Value>,
         mut last: PageShape,
+        mut paced: Option<&mut Paced>,
     ) -> Result<Vec<Value>, ChannelError> {
         while last.more.unwrap_or(last.full) && !last.empty && page <= PAGES_MAX {
+            if let Some(paced) = paced.as_deref_mut() {
+                paced.after_page().await;
+            }
             let (got, shape) = self.page(path, query, page).await?;
             items.extend(got);
             last = shape;
