@@ -192,6 +192,9 @@ impl PushWorker {
             // The channel showed other than expected: recompute, holding back what it sold.
             targets = self.targets(channel, &skus).await?;
         }
+        if connected.connector.compare_and_set() && !connected.connector.sales_can_race_writes() {
+            targets = without_changes(targets, &held.claims);
+        }
         let mut report = self
             .push_targets(channel, &connected, targets, since, held.asked_at)
             .await?;
@@ -1081,6 +1084,35 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 const CHANNEL_IDLE_EXIT: Duration = Duration::from_secs(30);
 
 /// Whether a target goes out before the others of its pass: a zero, or a decrease (DESIGN §1).
+/// Leaves out the listings that show, as far as stockhub knows exactly, what they should — on a
+/// channel that compares and sets in one step (Shopify), where what a listing shows is what it
+/// confirmed, less its own orders booked since (`Target::expected_exact`: not when those orders
+/// put units back, which the channel may have restocked itself, nor while units are held back).
+/// Sending one could change nothing (it is written as it is or refused as stale), while it could
+/// make the call fail: Shopify refuses a call whole when one item is stale, as one is whose
+/// channel sold a unit stockhub has not heard of yet. Their marks are done with nothing to
+/// record; such a sale comes with its order, or the next push that changes the listing finds
+/// it. (Where the comparison is a read before the write, as on WooCommerce, a sale between the
+/// two is overwritten, the listing shows more than expected, and only pushing finds it.)
+/// A mark whose push failed before is sent in any case: that push may have reached the channel
+/// all the same.
+fn without_changes(mut targets: Vec<Target>, claims: &[Claim]) -> Vec<Target> {
+    let failed_before: HashSet<&str> = claims
+        .iter()
+        .filter(|c| c.attempts > 0 || c.first_failed_at_ms.is_some())
+        .map(|c| c.sku.as_str())
+        .collect();
+    targets.retain(|t| {
+        let unchanged = t.expected_exact && t.expected == Some(t.quantity);
+        !unchanged
+            || t.listing
+                .sku
+                .as_deref()
+                .is_some_and(|s| failed_before.contains(s))
+    });
+    targets
+}
+
 fn goes_first(t: &Target) -> bool {
     t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p)
 }

@@ -1551,6 +1551,49 @@ async fn a_push_leaves_out_once_a_listing_whose_sale_is_being_delivered() {
 }
 
 stockhub_testkit::on_both_backends! {
+/// A Shopify push does not carry a listing that shows exactly what it should: the store an order
+/// was placed on took the units off itself, so the order's push goes to the other channels only
+/// (WooCommerce, whose comparison is a read before the write, is pushed as ever). A receipt then
+/// changes what the listing should show, and it is pushed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_shopify_push_leaves_out_a_listing_its_own_order_already_set() {
+    let Small { app, shop, woo } = small(5, 250).await;
+    let stores = [Store::Shopify(shop.clone()), Store::Woo(woo.clone())];
+    let u1 = shop
+        .variant_by_sku("U-1")
+        .expect("variant")
+        .inventory_item_id;
+    let calls_before = shop.write_spans().len();
+    shop.place_order(&NewOrder::lines(vec![OrderLine::sku("U-1", 2)]))
+        .expect("sale on Shopify");
+    eventually("WooCommerce shows the Shopify sale", Duration::from_secs(10), || {
+        shown(&stores[1], "U-1") == Some(3)
+    })
+    .await;
+    quiesce(&app, &stores, Duration::from_secs(20)).await;
+    assert_eq!(shown(&stores[0], "U-1"), Some(3));
+    let calls = &shop.write_spans()[calls_before..];
+    assert!(
+        calls.iter().all(|c| !c.item_ids.contains(&u1)),
+        "no Shopify call names U-1 for its own sale: {calls:?}"
+    );
+    ok(app
+        .post(
+            "/v1/stock/movements",
+            &json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] }),
+        )
+        .await)
+    .await;
+    eventually("both stores show the receipt", Duration::from_secs(10), || {
+        shown(&stores[0], "U-1") == Some(4) && shown(&stores[1], "U-1") == Some(4)
+    })
+    .await;
+    let calls = &shop.write_spans()[calls_before..];
+    assert!(calls.iter().any(|c| c.item_ids.contains(&u1)), "{calls:?}");
+}
+}
+
+stockhub_testkit::on_both_backends! {
 /// DESIGN §1 `u`, on Shopify: a sale stockhub has not heard of (its webhook never came) must not
 /// be undone by a push. A receipt raises `ats` from 5 to 6 while Shopify, having sold 3, shows 2:
 /// the push's compare-and-set fails, stockhub reads 2, holds `u` = 3 back and sets at most

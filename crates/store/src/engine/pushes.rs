@@ -192,6 +192,12 @@ pub struct Target {
     /// push back to the channel an order was placed on is not refused as stale; a channel showing
     /// less than this made a sale stockhub has not heard of.
     pub expected: Option<i64>,
+    /// Whether `expected` is exactly what the channel shows if it made no sale stockhub has not
+    /// heard of: the listing is its SKU's only one on the channel, holds nothing back, was last
+    /// confirmed by a push rather than read, and none of the channel's orders booked since its
+    /// confirmation cancelled, returned or restocked units (whether the channel put those back
+    /// itself is not known).
+    pub expected_exact: bool,
 }
 
 /// A hold that outlived the hold time: the channel's lower quantity is to become the baseline,
@@ -278,12 +284,21 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
                 }
                 Hold::None => 0,
             };
+            let read_since = listing
+                .observed_at_ms
+                .is_some_and(|o| listing.confirmed_at_ms.is_none_or(|c| o >= c));
+            let expected_exact = only_listing
+                && listing.held_units == 0
+                && !read_since
+                && !booked.put_back
+                && expected.is_some();
             out.targets.push(Target {
                 quantity: (available - held).max(0),
                 available,
                 held,
                 listing,
                 expected,
+                expected_exact,
             });
         }
     }
@@ -296,6 +311,9 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
 struct Booked<'a> {
     listing: &'a ListingView,
     ordered: i64,
+    /// Whether any of those orders cancelled, returned or restocked units: units the channel
+    /// may have put back itself.
+    put_back: bool,
 }
 
 impl<'a> Booked<'a> {
@@ -306,12 +324,16 @@ impl<'a> Booked<'a> {
         listing: &'a ListingView,
         until_ms: Option<i64>,
     ) -> Result<Self> {
-        let ordered = if listing.last_confirmed.is_some() || listing.held_units > 0 {
+        let (ordered, put_back) = if listing.last_confirmed.is_some() || listing.held_units > 0 {
             ordered_between(sql, listing, listing.confirmed_at_ms.unwrap_or(0), until_ms)?
         } else {
-            0
+            (0, false)
         };
-        Ok(Self { listing, ordered })
+        Ok(Self {
+            listing,
+            ordered,
+            put_back,
+        })
     }
 
     /// What the listing shows if its channel made no sale stockhub has not heard of: what it
@@ -339,14 +361,14 @@ impl<'a> Booked<'a> {
 /// `ordered = committed + short + shipped + cancelled`. An order first seen already cancelled
 /// counts too (the channel sold those units before cancelling, and may or may not have put them
 /// back), while a cancellation or shipment of units booked earlier moves them between the parts
-/// and adds nothing.
+/// and adds nothing. Also whether any of them cancelled, returned or restocked units.
 fn ordered_between(
     sql: &mut dyn Sql,
     listing: &ListingView,
     since_ms: i64,
     until_ms: Option<i64>,
-) -> Result<i64> {
-    let mut ordered = 0;
+) -> Result<(i64, bool)> {
+    let (mut ordered, mut put_back) = (0, false);
     for r in sql.query(
         "SELECT line_delta FROM ledger WHERE channel = ?1 AND sku = ?2 AND at > ?3
            AND (at <= ?4 OR ?4 IS NULL) AND line_delta IS NOT NULL",
@@ -359,8 +381,9 @@ fn ordered_between(
     )? {
         let d = parse_line_delta(&r.text(0));
         ordered += d.committed + d.short + d.shipped + d.cancelled;
+        put_back |= d.cancelled != 0 || d.returned != 0 || d.restocked != 0;
     }
-    Ok(ordered)
+    Ok((ordered, put_back))
 }
 
 /// A listing's hold (`u` of DESIGN §1).
