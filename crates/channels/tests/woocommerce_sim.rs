@@ -994,3 +994,76 @@ async fn the_stores_pings_and_signed_webhooks_verify_identify_and_read() {
         ]
     );
 }
+
+/// An item whose store shows the quantity to set already (the push after that store's own sale)
+/// is compared but not written: a product whose items all show theirs costs no call, and one of
+/// them whose store sold meanwhile comes back stale.
+#[tokio::test]
+async fn a_compared_item_showing_its_quantity_already_is_not_written() {
+    let sim = store(|_| {}).await;
+    let woo = woo(&sim);
+    let listings = woo.discover().await.unwrap();
+    let shown = stock_of(&sim, &listings);
+    let parent_of = |l: &ChannelListing| l.ids["product_id"].as_u64();
+    let first_parent = listings
+        .iter()
+        .find(|l| l.listing_key.starts_with("variation/"))
+        .and_then(parent_of)
+        .expect("a variable product");
+    let unchanged = |l: &ChannelListing| parent_of(l) == Some(first_parent);
+    let sold = listings
+        .iter()
+        .filter(|l| unchanged(l))
+        .nth(1)
+        .expect("two variations");
+    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(
+        sold.sku.as_deref().unwrap(),
+        1,
+    )]))
+    .unwrap();
+    let before = sim.api_requests().len();
+
+    let items: Vec<PushItem> = listings
+        .iter()
+        .zip(&shown)
+        .map(|(l, was)| PushItem {
+            listing: reference(l),
+            quantity: if unchanged(l) { *was } else { was - 1 },
+            change_from: Some(*was),
+        })
+        .collect();
+    let outcomes = woo.push(&items).await.unwrap();
+    for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
+        let expected = if listing.listing_key == sold.listing_key {
+            PushOutcome::Stale {
+                actual: Some(was - 1),
+            }
+        } else if unchanged(listing) {
+            PushOutcome::Applied { confirmed: *was }
+        } else {
+            PushOutcome::Applied { confirmed: was - 1 }
+        };
+        assert_eq!(outcome, &expected, "{}", listing.listing_key);
+    }
+    let sold_was = listings
+        .iter()
+        .zip(&shown)
+        .find(|(l, _)| l.listing_key == sold.listing_key)
+        .map(|(_, was)| *was)
+        .unwrap();
+    assert_eq!(
+        sim.stock(stock_id(sold)),
+        Some(sold_was - 1),
+        "not overwritten"
+    );
+    let requests = sim.api_requests().split_off(before);
+    let unwritten = format!("POST /wp-json/wc/v3/products/{first_parent}/variations/batch");
+    assert!(
+        requests.iter().all(|r| !r.starts_with(&unwritten)),
+        "{requests:#?}"
+    );
+    assert!(
+        requests.iter().any(|r| r.starts_with("POST ")),
+        "the other products are written: {requests:#?}"
+    );
+}

@@ -20,7 +20,9 @@
 //!   when it is answered, after stockhub committed it: that would leave the handling out.)
 //! - **end**: the last other channel acknowledging the new quantity: WooCommerce answering 2xx
 //!   to a batch call that sets it (seen on the wire: a set that changes nothing leaves no trace
-//!   in the display log), Shopify answering the push during which its display log shows it.
+//!   in the display log) or showing it already (when the order arrives, or after a change it
+//!   made itself: stockhub does not write what the store shows), Shopify answering the push
+//!   during which its display log shows it.
 //!   "The new quantity" is stockhub's stock after every order it committed up to this one (its
 //!   commit order: the inbound event ids of `GET /v1/events`, read after the run), less that
 //!   channel's own sales of the SKU which stockhub had not committed yet (held back by the
@@ -1697,6 +1699,16 @@ fn analyse(o: &Observed<'_>) -> Analysis {
             }
         }
     }
+    // WooCommerce: when it changed a quantity itself (its own sales), not set by a push.
+    let mut woo_own_changes: Vec<Vec<u64>> = vec![Vec::new(); skus];
+    for entry in &o.logs[SHOPIFY_STORES] {
+        if matches!(entry.cause, Cause::Seed | Cause::Push) {
+            continue;
+        }
+        if let Some(s) = entry.sku.as_ref().and_then(|s| o.ids.index.get(s)) {
+            woo_own_changes[*s].push(entry.at_us);
+        }
+    }
     let key = |k: usize| (placed[k].channel, placed[k].store_order_id);
     let rank = |k: usize| o.ranks.get(&key(k)).copied();
     // Per SKU: (order index, units) of every line.
@@ -1777,15 +1789,29 @@ fn analyse(o: &Observed<'_>) -> Analysis {
                             acknowledged(channel, t)
                         })
                 } else {
-                    o.woo_accepted[*s]
+                    // A batch call setting it, or the store showing it already: when the order
+                    // arrives, or after a change the store made itself (a sale of its own that
+                    // stockhub held back took the same unit) — a push setting what the store
+                    // shows already is not written.
+                    let written = o.woo_accepted[*s]
                         .iter()
                         .find(|(at, quantity)| {
                             *at >= arrived && *quantity <= expected - unheard(*at)
                         })
-                        .map(|(at, _)| {
-                            contended |= unheard(*at) > 0;
-                            *at
-                        })
+                        .map(|(at, _)| *at);
+                    let shown_already = std::iter::once(arrived)
+                        .chain(
+                            woo_own_changes[*s]
+                                .iter()
+                                .copied()
+                                .filter(|at| *at > arrived),
+                        )
+                        .find(|t| display_at(channel, *s, *t) <= expected - unheard(*t));
+                    let first = match (written, shown_already) {
+                        (Some(a), Some(b)) => Some(a.min(b)),
+                        (a, b) => a.or(b),
+                    };
+                    first.inspect(|t| contended |= unheard(*t) > 0)
                 };
                 match reached {
                     Some(t) => {

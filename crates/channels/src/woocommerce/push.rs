@@ -23,8 +23,11 @@
 //!   a SKU changed in the store) is read by its call right before it is sent (`GET
 //!   products?include=…` or `products/{id}/variations?include=…`). An item showing other than
 //!   `change_from` is not written and comes back `Stale { actual }` (less: a sale stockhub has
-//!   not heard of; more: units the store put back itself, which may offset such a sale); the
-//!   others are written. So a round of variations of 60 products costs 1 read and 60 writes, not
+//!   not heard of; more: units the store put back itself, which may offset such a sale); one
+//!   showing `change_from` when that is the quantity to set is not written either (`Applied`:
+//!   the store shows it already — stockhub pushes a listing after its own store's sale, and
+//!   the read is what tells whether that store made another sale meanwhile); the others are
+//!   written. So a round of variations of 60 products costs 1 read and 60 writes, not
 //!   60 of each; the window in which a sale can be overwritten is the round's read and its
 //!   writes (a few round trips) instead of one round trip, and `sales_can_race_writes` books
 //!   such a sale at once after the pass. A failed read fails the round (a store that refuses
@@ -106,17 +109,20 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
             let Some(joined) = in_flight.join_next().await else {
                 break;
             };
-            let Ok((call, stale, answer)) = joined else {
+            let Ok((call, compared, answer)) = joined else {
                 // The task could not finish (the runtime is shutting down): its items stay unsent.
                 continue;
             };
-            for (index, actual) in stale {
+            for (index, actual) in compared.stale {
                 outcomes[index] = Some(PushOutcome::Stale {
                     actual: Some(actual),
                 });
             }
+            for (index, confirmed) in compared.unchanged {
+                outcomes[index] = Some(PushOutcome::Applied { confirmed });
+            }
             let Some(answer) = answer else {
-                // Every item of the call was stale: nothing was written.
+                // Every item of the call was stale or showed its quantity: nothing was written.
                 answered = true;
                 continue;
             };
@@ -233,18 +239,28 @@ struct Set {
     change_from: Option<i64>,
 }
 
+/// What a call's comparison found, as (index in the push, quantity shown).
+#[derive(Default)]
+struct Compared {
+    /// Items showing other than their `change_from`: not written.
+    stale: Vec<(usize, i64)>,
+    /// Items showing their `change_from`, which is the quantity to set: not written either —
+    /// the store shows it already, and a write could only overwrite a sale made meanwhile.
+    unchanged: Vec<(usize, i64)>,
+}
+
 /// Compares what the call's items with a `change_from` show (as read by SKU for the round, or
 /// read now at the call's own endpoint for those that read missed), leaves out those showing
-/// other than it, and sets the rest. Returns the call as sent (its items the ones written), the
-/// stale items as (index in the push, quantity shown), and the answer (`None` when nothing was
-/// left to write).
+/// other than it and those showing the quantity to set, and sets the rest. Returns the call as
+/// sent (its items the ones written), what the comparison found, and the answer (`None` when
+/// nothing was left to write).
 async fn compare_and_set(
     api: &Api,
     call: Call,
     sets: Vec<Set>,
     read: &Shown,
-) -> (Call, Vec<(usize, i64)>, Option<Result<Value, Failure>>) {
-    let mut stale = Vec::new();
+) -> (Call, Compared, Option<Result<Value, Failure>>) {
+    let mut compared = Compared::default();
     let unread: Vec<u64> = sets
         .iter()
         .filter(|s| s.change_from.is_some() && !read.contains_key(&s.id))
@@ -264,7 +280,7 @@ async fn compare_and_set(
             .join(",");
         match read_shown(api, &path, ("include", include)).await {
             Ok(shown) => shown,
-            Err(error) => return (call, stale, Some(Err(Failure::from(error)))),
+            Err(error) => return (call, compared, Some(Err(Failure::from(error)))),
         }
     };
     let mut written = Vec::with_capacity(sets.len());
@@ -273,7 +289,10 @@ async fn compare_and_set(
         let shown = read.get(&set.id).or_else(|| own_read.get(&set.id));
         match (set.change_from, shown) {
             (Some(expected), Some(&Some(actual))) if actual != expected => {
-                stale.push((set.index, actual));
+                compared.stale.push((set.index, actual));
+            }
+            (Some(_), Some(&Some(actual))) if actual == set.quantity => {
+                compared.unchanged.push((set.index, actual));
             }
             _ => {
                 written.push((set.index, set.id));
@@ -290,10 +309,10 @@ async fn compare_and_set(
         items: written,
     };
     if call.items.is_empty() {
-        return (call, stale, None);
+        return (call, compared, None);
     }
     let answer = api.post(&call.path(), &json!({ "update": update })).await;
-    (call, stale, Some(answer))
+    (call, compared, Some(answer))
 }
 
 /// What the products or variations at `path` that `filter` selects show now (asking with
