@@ -89,6 +89,33 @@ fn stock_of(sim: &WooSim, listings: &[ChannelListing]) -> Vec<i64> {
         .collect()
 }
 
+/// Push items comparing each listing against what it shows (`shown`, in the same order) and
+/// setting `quantity(listing, shown)`.
+fn compared_items(
+    listings: &[ChannelListing],
+    shown: &[i64],
+    quantity: impl Fn(&ChannelListing, i64) -> i64,
+) -> Vec<PushItem> {
+    listings
+        .iter()
+        .zip(shown)
+        .map(|(l, was)| PushItem {
+            listing: reference(l),
+            quantity: quantity(l, *was),
+            change_from: Some(*was),
+        })
+        .collect()
+}
+
+/// The store sells one unit of the listing's SKU (see `sell_one` for a product by id).
+fn sell_one_by_sku(sim: &WooSim, listing: &ChannelListing) {
+    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(
+        listing.sku.as_deref().expect("a SKU"),
+        1,
+    )]))
+    .expect("a sale in the store");
+}
+
 /// The id a listing's quantity lives on: the variation's, else the product's.
 fn stock_id(listing: &ChannelListing) -> u64 {
     listing
@@ -280,18 +307,8 @@ async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
     let shown = stock_of(&sim, &listings);
     // The store sells one unit of the second listing after stockhub last saw its quantity.
     let sold = &listings[1];
-    let sku = sold.sku.clone().unwrap();
-    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(&sku, 1)]))
-        .unwrap();
-    let items: Vec<PushItem> = listings
-        .iter()
-        .zip(&shown)
-        .map(|(l, before)| PushItem {
-            listing: reference(l),
-            quantity: before - 2,
-            change_from: Some(*before),
-        })
-        .collect();
+    sell_one_by_sku(&sim, sold);
+    let items = compared_items(&listings, &shown, |_, was| was - 2);
     let outcomes = woo.push(&items).await.unwrap();
     for (i, (listing, outcome)) in listings.iter().zip(&outcomes).enumerate() {
         if i == 1 {
@@ -353,22 +370,10 @@ async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
         .unwrap();
     assert_eq!(response.status(), 200);
     let sold = variations[4];
-    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(
-        sold.sku.as_deref().unwrap(),
-        1,
-    )]))
-    .unwrap();
+    sell_one_by_sku(&sim, sold);
     let before = sim.api_requests().len();
 
-    let items: Vec<PushItem> = listings
-        .iter()
-        .zip(&shown)
-        .map(|(l, was)| PushItem {
-            listing: reference(l),
-            quantity: was - 2,
-            change_from: Some(*was),
-        })
-        .collect();
+    let items = compared_items(&listings, &shown, |_, was| was - 2);
     let outcomes = woo.push(&items).await.unwrap();
     for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
         let expected = if listing.listing_key == sold.listing_key {
@@ -1016,22 +1021,20 @@ async fn a_compared_item_showing_its_quantity_already_is_not_written() {
         .filter(|l| unchanged(l))
         .nth(1)
         .expect("two variations");
-    sim.place_order(&NewOrder::lines(vec![OrderLine::sku(
-        sold.sku.as_deref().unwrap(),
-        1,
-    )]))
-    .unwrap();
+    sell_one_by_sku(&sim, sold);
     let before = sim.api_requests().len();
 
-    let items: Vec<PushItem> = listings
-        .iter()
-        .zip(&shown)
-        .map(|(l, was)| PushItem {
-            listing: reference(l),
-            quantity: if unchanged(l) { *was } else { was - 1 },
-            change_from: Some(*was),
-        })
-        .collect();
+    let items = compared_items(
+        &listings,
+        &shown,
+        |l, was| {
+            if unchanged(l) {
+                was
+            } else {
+                was - 1
+            }
+        },
+    );
     let outcomes = woo.push(&items).await.unwrap();
     for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
         let expected = if listing.listing_key == sold.listing_key {
