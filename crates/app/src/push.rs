@@ -1083,7 +1083,6 @@ const IDLE_WAKE: Duration = Duration::from_secs(1);
 /// A channel task with nothing to do for this long ends; the next mark starts another.
 const CHANNEL_IDLE_EXIT: Duration = Duration::from_secs(30);
 
-/// Whether a target goes out before the others of its pass: a zero, or a decrease (DESIGN §1).
 /// Leaves out the listings that show, as far as stockhub knows exactly, what they should — on a
 /// channel that compares and sets in one step (Shopify), where what a listing shows is what it
 /// confirmed, less its own orders booked since (`Target::expected_exact`: not when those orders
@@ -1113,6 +1112,7 @@ fn without_changes(mut targets: Vec<Target>, claims: &[Claim]) -> Vec<Target> {
     targets
 }
 
+/// Whether a target goes out before the others of its pass: a zero, or a decrease (DESIGN §1).
 fn goes_first(t: &Target) -> bool {
     t.quantity == 0 || t.listing.last_pushed.is_none_or(|p| t.quantity < p)
 }
