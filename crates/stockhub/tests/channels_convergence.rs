@@ -1478,6 +1478,17 @@ async fn small_with(u1: i64, woo_delivery_delay_ms: u64, push: PushSettings) -> 
     Small { app, shop, woo }
 }
 
+/// Receives one unit of `sku` at `wh1`.
+async fn receive_one(app: &TestApp, sku: &str) {
+    ok(app
+        .post(
+            "/v1/stock/movements",
+            &json!({ "movements": [{ "kind": "receive", "sku": sku, "location": "wh1", "quantity": 1 }] }),
+        )
+        .await)
+    .await;
+}
+
 /// What the WooCommerce store showed for `sku` from its display log entry `from_seq` on, and why.
 fn shown_since(woo: &WooSim, from_seq: u64, sku: &str) -> Vec<(i64, Cause)> {
     woo.display_log_since(from_seq)
@@ -1577,13 +1588,7 @@ async fn a_shopify_push_leaves_out_a_listing_its_own_order_already_set() {
         calls.iter().all(|c| !c.item_ids.contains(&u1)),
         "no Shopify call names U-1 for its own sale: {calls:?}"
     );
-    ok(app
-        .post(
-            "/v1/stock/movements",
-            &json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] }),
-        )
-        .await)
-    .await;
+    receive_one(&app, "U-1").await;
     eventually("both stores show the receipt", Duration::from_secs(10), || {
         shown(&stores[0], "U-1") == Some(4) && shown(&stores[1], "U-1") == Some(4)
     })
@@ -1609,13 +1614,7 @@ async fn shopify_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
         .expect("sale on Shopify");
     let order_id = order["id"].as_u64().expect("order id").to_string();
     assert_eq!(shown(&stores[0], "U-1"), Some(2));
-    ok(app
-        .post(
-            "/v1/stock/movements",
-            &json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] }),
-        )
-        .await)
-    .await;
+    receive_one(&app, "U-1").await;
     // The backfill the failed compare-and-set starts books the order (the backfill loop looks
     // for requests every second); then everything agrees on 6 − 3 = 3.
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -1669,8 +1668,7 @@ async fn the_backfill_a_failed_compare_and_set_starts_reads_only_orders_since_th
     // Shopify keeps times to the second, and the backfill starts a second early for clocks that
     // differ a little: the older order must be well before the listing's next confirmation.
     tokio::time::sleep(Duration::from_millis(3_500)).await;
-    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     eventually("Shopify confirms 6 units of U-1", Duration::from_secs(5), || {
         shown(&stores[0], "U-1") == Some(6)
     })
@@ -1679,7 +1677,7 @@ async fn the_backfill_a_failed_compare_and_set_starts_reads_only_orders_since_th
         .place_order(&NewOrder::lines(vec![OrderLine::sku("U-1", 3)]))
         .expect("an unheard sale on Shopify");
     let order_id = order["id"].as_u64().expect("order id").to_string();
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     let deadline = Instant::now() + Duration::from_secs(10);
     while app.get(&format!("/v1/orders/shop/{order_id}")).await.status != 200 {
         assert!(
@@ -1717,13 +1715,7 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
     woo.place_order(&WooOrder::lines(vec![WooLine::sku("U-1", 5)]))
         .expect("sale on WooCommerce");
     assert_eq!(shown(&stores[1], "U-1"), Some(0));
-    ok(app
-        .post(
-            "/v1/stock/movements",
-            &json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] }),
-        )
-        .await)
-    .await;
+    receive_one(&app, "U-1").await;
     quiesce(&app, &stores, Duration::from_secs(20)).await;
     assert_eq!(available(&app, "U-1", "woo").await, 1);
     assert_eq!(shown(&stores[1], "U-1"), Some(1));
@@ -1757,8 +1749,7 @@ async fn a_sale_a_woocommerce_push_read_shows_is_held_back_within_the_same_pass(
     let sold_from = woo.display_log().last().map_or(0, |e| e.seq);
     woo.place_order(&WooOrder::lines(vec![WooLine::sku("U-1", 5)]))
         .expect("sale on WooCommerce");
-    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     let store = Store::Woo(woo.clone());
     eventually(
         "the store shows ats − u = 1 after one pass",
@@ -1795,8 +1786,7 @@ async fn a_woocommerce_sale_after_the_push_read_booked_before_its_answer_is_not_
         hold: Some(stockhub_sim::Hold::After),
         ..stockhub_sim::Faults::default()
     });
-    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     eventually(
         "the push's compare-and-set read is made (and its answer held)",
         Duration::from_secs(5),
@@ -1896,13 +1886,12 @@ async fn a_held_decrease_is_still_held_after_the_store_confirms_a_push() {
     let sold_from = woo.display_log().last().map_or(0, |e| e.seq);
     woo.place_order(&WooOrder::lines(vec![WooLine::sku("U-1", 2)]))
         .expect("sale on WooCommerce");
-    let receive = json!({ "movements": [{ "kind": "receive", "sku": "U-1", "location": "wh1", "quantity": 1 }] });
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     eventually("the store shows ats − u = 3 − 2", Duration::from_secs(2), || {
         shown(&stores[1], "U-1") == Some(1)
     })
     .await;
-    ok(app.post("/v1/stock/movements", &receive).await).await;
+    receive_one(&app, "U-1").await;
     eventually("the store shows ats − u = 4 − 2", Duration::from_secs(2), || {
         shown(&stores[1], "U-1") == Some(2)
     })
