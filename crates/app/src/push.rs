@@ -436,8 +436,13 @@ impl PushWorker {
             }
         };
         self.call_result(channel, true);
+        // Where the comparison is a read before the write (WooCommerce), a sale between the two
+        // is written over however exact the quantity compared.
+        let atomic_compare =
+            connected.connector.compare_and_set() && !connected.connector.sales_can_race_writes();
         for (t, outcome) in chunk.iter().zip(outcomes) {
             let listing_id = t.listing.id;
+            let compared_exactly = atomic_compare && t.expected_exact;
             if !matches!(outcome, PushOutcome::Stale { .. }) {
                 self.stale_forget(listing_id);
             }
@@ -452,11 +457,13 @@ impl PushWorker {
                     listing_id,
                     quantity: confirmed,
                     sent_at_ms,
+                    compared_exactly,
                 },
                 PushOutcome::Accepted { .. } => ListingResult::Pushed {
                     listing_id,
                     quantity: t.quantity,
                     sent_at_ms,
+                    compared_exactly,
                 },
                 PushOutcome::Stale {
                     actual: Some(actual),
@@ -1086,7 +1093,8 @@ const CHANNEL_IDLE_EXIT: Duration = Duration::from_secs(30);
 /// Leaves out the listings that show, as far as stockhub knows exactly, what they should — on a
 /// channel that compares and sets in one step (Shopify), where what a listing shows is what it
 /// confirmed, less its own orders booked since (`Target::expected_exact`: not when those orders
-/// put units back, which the channel may have restocked itself, nor while units are held back).
+/// put units back, which the channel may have restocked itself, nor while units are held back,
+/// nor after a push that compared less exactly and may have written over a sale).
 /// Sending one could change nothing (it is written as it is or refused as stale), while it could
 /// make the call fail: Shopify refuses a call whole when one item is stale, as one is whose
 /// channel sold a unit stockhub has not heard of yet. Their marks are done with nothing to

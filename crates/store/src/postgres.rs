@@ -57,6 +57,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/postgres/0005_one_sku_index.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/postgres/0006_confirmed_exactly.sql"),
+    ),
 ];
 
 /// The advisory lock key under which migrations run ("stockhub" in ASCII, as an integer).

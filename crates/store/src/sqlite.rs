@@ -37,6 +37,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../migrations/sqlite/0005_one_sku_index.sql"),
     ),
+    (
+        6,
+        include_str!("../migrations/sqlite/0006_confirmed_exactly.sql"),
+    ),
 ];
 
 /// Tuning of the SQLite backend.

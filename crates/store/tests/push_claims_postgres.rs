@@ -160,6 +160,7 @@ fn workers_of_two_processes_never_hold_one_mark_at_once_and_late_results_are_dis
                     listing_id: listing,
                     quantity: 99,
                     sent_at_ms: 1_000_000,
+                    compared_exactly: false,
                 }],
                 &MarkNext::Done,
             )
@@ -178,6 +179,7 @@ fn workers_of_two_processes_never_hold_one_mark_at_once_and_late_results_are_dis
                         listing_id: listing,
                         quantity: 7,
                         sent_at_ms: 1_000_000 + LEASE_MS,
+                        compared_exactly: false,
                     }],
                     &MarkNext::Done,
                 )

@@ -10,7 +10,7 @@ use stockhub_store::engine::pushes::{self, Claim, ListingResult, MarkNext};
 use stockhub_store::model::*;
 use stockhub_store::sqlite::{SqliteBackend, SqliteOptions};
 use stockhub_store::testing::{add_locations, add_variants, code, ctx};
-use stockhub_store::{ManualClock, Store};
+use stockhub_store::{Clock, ManualClock, Store};
 
 const SKU: &str = "TEE";
 const CHANNEL: &str = "shop";
@@ -142,6 +142,7 @@ fn the_channel_is_expected_to_show_its_confirmed_quantity_less_its_own_orders_si
         listing_id,
         quantity: 10,
         sent_at_ms: 1_000,
+        compared_exactly: false,
     }];
     assert!(complete(&store, &claims[0], pushed, MarkNext::Done));
     let expected = |store: &Store| targets(store).targets[0].expected;
@@ -227,6 +228,7 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
             listing_id,
             quantity,
             sent_at_ms,
+            compared_exactly: false,
         }];
         assert!(complete(store, claim, pushed, MarkNext::Done));
     };
@@ -275,4 +277,56 @@ fn a_hold_outlives_the_push_that_carries_it_until_orders_explain_it() {
     push(&store, &claims[0], 2, 6_000);
     observe(&store, 0, 5_500);
     assert_eq!(target(&store), (Some(2), 0));
+}
+
+/// What a listing shows is known exactly only after a push whose comparison was exact: one that
+/// compared less exactly (or not at all) may have passed after the channel sold units, writing
+/// over that sale, so the channel's orders booked after it are not known to be sales after it.
+#[test]
+fn orders_after_a_push_compared_less_than_exactly_leave_what_the_channel_shows_inexact() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(1_000);
+    let store = listed(&dir, &clock);
+    let listing_id = targets(&store).targets[0].listing.id;
+    let exact = |store: &Store| {
+        let t = targets(store).targets[0].clone();
+        (t.expected, t.expected_exact)
+    };
+    let push = |store: &Store, quantity: i64, compared_exactly: bool| {
+        store.write_blocking(|sql| pushes::mark(sql, SKU)).unwrap();
+        let claims = claim(store);
+        let sent_at_ms = clock.now_ms();
+        let pushed = vec![ListingResult::Pushed {
+            listing_id,
+            quantity,
+            sent_at_ms,
+            compared_exactly,
+        }];
+        assert!(complete(store, &claims[0], pushed, MarkNext::Done));
+        clock.advance_ms(1_000);
+    };
+
+    // A first push compares nothing. With no order of the channel since, it shows what it
+    // confirmed (or less, after a sale stockhub has not heard of).
+    push(&store, 10, false);
+    assert_eq!(exact(&store), (Some(10), true));
+    // An order booked now may have been a sale the push wrote over.
+    book_order(&store, "A", 2);
+    assert_eq!(exact(&store), (Some(8), false));
+
+    // A push compared exactly: had the channel sold before it landed, it would have been refused.
+    push(&store, 8, true);
+    book_order(&store, "B", 1);
+    assert_eq!(exact(&store), (Some(7), true));
+
+    // B is cancelled: the channel may have put its unit back itself.
+    clock.advance_ms(1_000);
+    book_order(&store, "B", 0);
+    assert!(!exact(&store).1, "a cancel since the confirmation");
+    // So the next push compares less than exactly: the channel may show 8 where 7 is expected,
+    // sell one, show 7 again and pass the comparison, writing over that sale. Its order, booked
+    // after the push, leaves the listing inexact.
+    push(&store, 8, false);
+    book_order(&store, "C", 1);
+    assert_eq!(exact(&store), (Some(7), false));
 }

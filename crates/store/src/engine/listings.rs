@@ -139,7 +139,8 @@ fn upsert(
              channel_sku = excluded.channel_sku, channel_location = excluded.channel_location,
              feeding_locations = excluded.feeding_locations, variant_ref = excluded.variant_ref,
              ids = excluded.ids, last_confirmed = excluded.last_confirmed,
-             confirmed_at = excluded.confirmed_at, discovered_at = excluded.discovered_at",
+             confirmed_at = excluded.confirmed_at, confirmed_exactly = 0,
+             discovered_at = excluded.discovered_at",
         args![
             channel,
             l.listing_key.as_str(),
@@ -182,6 +183,12 @@ pub struct ListingView {
     pub last_pushed_at_ms: Option<i64>,
     pub last_confirmed: Option<i64>,
     pub confirmed_at_ms: Option<i64>,
+    /// Whether the last confirmation leaves the listing showing no more than stockhub expects:
+    /// it came from a push whose compare-and-set quantity was exact (`Target::expected_exact`).
+    /// Internal bookkeeping of the push engine, not part of the API.
+    #[serde(skip)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
+    pub confirmed_exactly: bool,
     /// What the channel showed when it was last read (after a failed compare-and-set, or a
     /// quantity it announced), and when.
     pub observed: Option<i64>,
@@ -199,7 +206,7 @@ pub struct ListingView {
 
 pub const LISTING_COLUMNS: &str = "id, channel, listing_key, sku, channel_sku, channel_location,
     feeding_locations, ids, last_pushed, last_pushed_at, last_confirmed, confirmed_at, observed,
-    observed_at, last_latency_ms, pushes, held_units, held_since";
+    observed_at, last_latency_ms, pushes, held_units, held_since, confirmed_exactly";
 
 pub fn listing_from_row(r: &Row) -> ListingView {
     ListingView {
@@ -221,6 +228,7 @@ pub fn listing_from_row(r: &Row) -> ListingView {
         pushes: r.int(15),
         held_units: r.int(16),
         held_since_ms: r.opt_int(17),
+        confirmed_exactly: r.int(18) != 0,
     }
 }
 

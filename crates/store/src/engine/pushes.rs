@@ -194,9 +194,12 @@ pub struct Target {
     pub expected: Option<i64>,
     /// Whether `expected` is exactly what the channel shows if it made no sale stockhub has not
     /// heard of: the listing is its SKU's only one on the channel, holds nothing back, was last
-    /// confirmed by a push rather than read, and none of the channel's orders booked since its
+    /// confirmed by a push rather than read, none of the channel's orders booked since its
     /// confirmation cancelled, returned or restocked units (whether the channel put those back
-    /// itself is not known).
+    /// itself is not known), and either that push compared exactly too or no order of the
+    /// channel was booked since. A push compared less exactly can pass its comparison after the
+    /// channel put units back and sold as many (or sold before the first comparison), writing
+    /// over that sale: an order booked after it is then not known to be a sale after it.
     pub expected_exact: bool,
 }
 
@@ -291,6 +294,7 @@ pub fn targets(sql: &mut dyn Sql, channel: &str, skus: &[String], hold_ms: i64) 
                 && listing.held_units == 0
                 && !read_since
                 && !booked.put_back
+                && (listing.confirmed_exactly || booked.ordered == 0)
                 && expected.is_some();
             out.targets.push(Target {
                 quantity: (available - held).max(0),
@@ -425,7 +429,7 @@ pub fn give_up_holds(sql: &mut dyn Sql, expired: &[ExpiredHold]) -> Result<u64> 
     for e in expired {
         let changed = sql.execute(
             "UPDATE listings SET last_confirmed = ?2, confirmed_at = ?3, held_units = 0,
-                 held_since = NULL
+                 held_since = NULL, confirmed_exactly = 0
              WHERE id = ?1 AND held_units = ?4 AND COALESCE(confirmed_at, 0) = ?5",
             args![e.listing_id, e.found, now, e.held_units, e.confirmed_at_ms],
         )?;
@@ -456,10 +460,13 @@ pub enum ListingResult {
     /// The channel now shows `quantity`.
     /// `sent_at_ms` is when the call left: the channel's count then is what it confirmed, so
     /// orders stockhub books after that explain later decreases (DESIGN §1 `u`).
+    /// `compared_exactly`: the call compared and set in one step against the listing's
+    /// `Target::expected_exact` quantity — then every sale booked after it came after it.
     Pushed {
         listing_id: i64,
         quantity: i64,
         sent_at_ms: i64,
+        compared_exactly: bool,
     },
     /// The channel shows `actual`, which is not what we last confirmed (a failed compare-and-set
     /// followed by a read, or a reconciliation read).
@@ -542,6 +549,7 @@ pub fn complete(
                 listing_id,
                 quantity,
                 sent_at_ms,
+                compared_exactly,
             } => {
                 // The channel confirmed the quantity, but a decrease held back in it is still
                 // unexplained until its orders are booked: it is carried over the confirmation.
@@ -561,7 +569,8 @@ pub fn complete(
                 sql.execute(
                     "UPDATE listings SET last_pushed = ?2, last_pushed_at = ?3, last_confirmed = ?2,
                          confirmed_at = ?5, held_units = ?6, held_since = ?7,
-                         last_latency_ms = ?4, pushes = pushes + 1 WHERE id = ?1",
+                         confirmed_exactly = ?8, last_latency_ms = ?4, pushes = pushes + 1
+                     WHERE id = ?1",
                     args![
                         *listing_id,
                         *quantity,
@@ -569,7 +578,8 @@ pub fn complete(
                         now - claim.marked_at_ms,
                         confirmed_at,
                         held_units,
-                        held_since
+                        held_since,
+                        i64::from(*compared_exactly)
                     ],
                 )?;
             }
@@ -669,7 +679,7 @@ pub fn observe(sql: &mut dyn Sql, listing_id: i64, actual: i64, read_at_ms: i64)
     };
     sql.execute(
         "UPDATE listings SET observed = ?2, observed_at = ?3, last_confirmed = ?2,
-             confirmed_at = ?3, held_units = ?4, held_since = ?5
+             confirmed_at = ?3, held_units = ?4, held_since = ?5, confirmed_exactly = 0
          WHERE id = ?1",
         args![listing_id, actual, read_at_ms, held_units, held_since],
     )?;
