@@ -466,6 +466,25 @@ async fn orders_backfill_follows_page_info_and_includes_cancelled_orders() {
     assert_eq!(orders.len(), 260, "both pages, cancelled orders included");
     let distinct: HashSet<&str> = orders.iter().map(|o| o.external_id.as_str()).collect();
     assert_eq!(distinct.len(), 260);
+    // Only the fields the backfill uses, on both pages: Shopify's `Link` carries `page_info` and
+    // `limit` only, so `fields` is asked for again.
+    let asked: HashSet<&str> = HashSet::from([
+        "id",
+        "updated_at",
+        "cancelled_at",
+        "financial_status",
+        "line_items",
+        "fulfillments",
+        "refunds",
+    ]);
+    for order in &orders {
+        let keys: Vec<&String> = order.raw.as_object().unwrap().keys().collect();
+        assert!(
+            keys.iter().all(|k| asked.contains(k.as_str())) && keys.len() >= 5,
+            "order {}: {keys:?}",
+            order.external_id
+        );
+    }
     let cancelled = orders
         .iter()
         .find(|o| o.external_id == ids[0].to_string())
