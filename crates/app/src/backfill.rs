@@ -139,35 +139,28 @@ pub async fn apply_updated_since(
                 .await?,
         );
     }
-    // What is new is applied a few orders per unit of work, so that webhooks arriving
-    // meanwhile are not held up behind a long transaction; the cursor moves with the last one.
-    let mut units: Vec<Vec<ChannelOrderInput>> = Vec::new();
-    let mut fresh = fresh.into_iter().peekable();
-    while fresh.peek().is_some() {
-        units.push(fresh.by_ref().take(ORDERS_PER_UNIT).collect());
-    }
-    if units.is_empty() {
-        units.push(Vec::new());
-    }
-    let last = units.len() - 1;
-    for (n, unit) in units.into_iter().enumerate() {
-        let code = code.clone();
-        let cursor = if n == last && cursor == Cursor::Advance {
-            cursor_to
-        } else {
-            None
-        };
-        store
-            .write(move |sql| {
+    // What is new is applied one order per unit of work, a few units at a time: the writer
+    // commits them together, and webhooks arriving meanwhile are not held up behind a long
+    // transaction. An order per unit also keeps the order every unit takes its locks in (its
+    // order row, then its levels and marks in SKU order, `stock::lock_levels`): a unit applying
+    // several orders would lock each one's SKUs after the last one's, and could deadlock with a
+    // unit taking the same rows in SKU order. The cursor moves once all of them are applied.
+    for unit in fresh.chunks(ORDERS_PER_UNIT) {
+        let applied = futures_util::future::join_all(unit.iter().map(|input| {
+            let (code, input) = (code.clone(), input.clone());
+            store.write(move |sql| {
                 let ctx = Ctx::system("order-backfill", format!("backfill:{code}"));
-                for input in &unit {
-                    intake::apply_channel_order(sql, &ctx, &code, input)?;
-                }
-                if let Some(to) = cursor {
-                    catalog::set_orders_cursor(sql, code.as_str(), to)?;
-                }
+                intake::apply_channel_order(sql, &ctx, &code, &input)?;
                 Ok(())
             })
+        }))
+        .await;
+        applied.into_iter().collect::<Result<Vec<()>, _>>()?;
+    }
+    if let (Some(to), Cursor::Advance) = (cursor_to, cursor) {
+        let code = code.clone();
+        store
+            .write(move |sql| catalog::set_orders_cursor(sql, code.as_str(), to))
             .await?;
     }
     connected
@@ -186,7 +179,7 @@ fn next_cursor(newest: Option<i64>, began: i64) -> Option<i64> {
     newest.map(|newest| newest.min(began))
 }
 
-/// Orders applied per unit of work by a backfill.
+/// Orders a backfill hands the writer at a time, each in a unit of work of its own.
 const ORDERS_PER_UNIT: usize = 25;
 
 /// Orders a backfill checks per read for being stored already.

@@ -1702,6 +1702,75 @@ async fn the_backfill_a_failed_compare_and_set_starts_reads_only_orders_since_th
 }
 }
 
+/// On PostgreSQL, where writers run side by side, a backfill applies each order it reads in a
+/// unit of work of its own. A unit that applied several would lock each order's stock levels and
+/// push marks after the previous order's, out of the SKU order every other unit locks them in,
+/// and deadlock with a push completing the same marks (PostgreSQL breaks a deadlock only after a
+/// second, holding every change of both transactions back meanwhile). Here another transaction
+/// holds U-1's levels: the order for U-2 read with the order for U-1 is booked all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backfilled_order_never_waits_for_the_locks_of_another_order_read_with_it() {
+    if !stockhub_testkit::postgres_runs() {
+        return;
+    }
+    stockhub_testkit::with_backend(stockhub_testkit::TestBackend::Postgres, async {
+        let Small { app, shop, woo: _ } = small(5, 250).await;
+        shop.set_webhook_address(None);
+        let mut ids = Vec::new();
+        for sku in ["U-2", "U-1"] {
+            let order = shop
+                .place_order(&NewOrder::lines(vec![OrderLine::sku(sku, 1)]))
+                .expect("a sale on Shopify whose webhook is lost");
+            ids.push(order["id"].as_u64().expect("order id").to_string());
+        }
+        let (locked, is_locked) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let db_url = app.db_url.clone();
+        let holder = std::thread::spawn(move || {
+            let mut client = postgres::Client::connect(&db_url, postgres::NoTls).unwrap();
+            let mut tx = client.transaction().unwrap();
+            tx.query(
+                "SELECT 1 FROM stock_levels WHERE sku = 'U-1' FOR UPDATE",
+                &[],
+            )
+            .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv();
+            tx.commit().unwrap();
+        });
+        is_locked.recv().unwrap();
+        let backfill = tokio::spawn(
+            app.client
+                .post(format!("{}/v1/channels/shop/backfill", app.base_url))
+                .send(),
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while app.get(&format!("/v1/orders/shop/{}", ids[0])).await.status != 200 {
+            assert!(
+                Instant::now() < deadline,
+                "the order for U-2 waited for the lock held on U-1's levels"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let held_up = app.get(&format!("/v1/orders/shop/{}", ids[1])).await;
+        release.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(
+            held_up.status, 404,
+            "the order for U-1 was booked while its levels were locked: {}",
+            held_up.body
+        );
+        let answer = backfill.await.unwrap().expect("the backfill answers");
+        assert_eq!(answer.status(), 200);
+        assert_eq!(
+            app.get(&format!("/v1/orders/shop/{}", ids[1])).await.status,
+            200,
+            "the order for U-1 is booked once the lock is gone"
+        );
+    })
+    .await;
+}
+
 stockhub_testkit::on_both_backends! {
 /// DESIGN §1 `u`, on WooCommerce, which has no compare-and-set: a sale whose webhook is still
 /// queued in the store (WooCommerce delivers in the background, here 2 s later) must not be

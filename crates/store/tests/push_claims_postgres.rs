@@ -202,3 +202,103 @@ fn workers_of_two_processes_never_hold_one_mark_at_once_and_late_results_are_dis
         "the stalled worker's old quantity never replaced the newer push"
     );
 }
+
+/// A change to a component marks the kits made of it too (`pushes::mark_skus`), so the unit that
+/// makes it locks the kits' marks with its own, in the one order every unit takes marks in, before
+/// it changes anything. Locked only when the unit marks them at its end, a kit's mark would be
+/// taken out of that order: a push completing the kit and the component (in SKU order) could
+/// hold the kit's mark and wait for the component's while the unit held the component's and
+/// waited for the kit's — a deadlock PostgreSQL breaks only after a second.
+#[test]
+fn a_unit_changing_a_component_holds_the_marks_of_its_kits_from_the_start() {
+    use std::sync::mpsc;
+    let Some(db) = test_database(TestBackend::Postgres, "kit marks") else {
+        return;
+    };
+    let store = stockhub_store::open(
+        &db.url,
+        Arc::new(ManualClock::new(1_000_000)),
+        &StoreOptions::default(),
+    )
+    .unwrap();
+    store
+        .write_blocking(|sql| {
+            add_variants(sql, &["PART-1"])?;
+            catalog::put_variant(
+                sql,
+                &stockhub_store::testing::ctx(),
+                &VariantInput {
+                    sku: stockhub_core::Sku::parse("KIT-1").unwrap(),
+                    product_id: None,
+                    title: None,
+                    option_values: serde_json::json!({}),
+                    barcode: None,
+                    buffer: 0,
+                    kit: Some(vec![(stockhub_core::Sku::parse("PART-1").unwrap(), 2)]),
+                },
+            )?;
+            catalog::upsert_channel(
+                sql,
+                &ChannelInput {
+                    code: Code::parse("channel", "shop").unwrap(),
+                    kind: "manual".into(),
+                    rules: ChannelRules::default(),
+                    feeding_locations: None,
+                },
+            )?;
+            let found: Vec<FoundListing> = ["KIT-1", "PART-1"]
+                .iter()
+                .map(|sku| FoundListing {
+                    listing_key: format!("item-{sku}"),
+                    channel_sku: Some((*sku).to_owned()),
+                    channel_location: None,
+                    feeding_locations: None,
+                    variant_ref: None,
+                    ids: serde_json::json!({}),
+                    quantity: Some(0),
+                })
+                .collect();
+            listings::store_discovery(sql, "shop", &found)?;
+            pushes::mark_channel_sku(sql, "shop", "KIT-1")?;
+            pushes::mark_channel_sku(sql, "shop", "PART-1")
+        })
+        .unwrap();
+
+    // A unit locks what a change to the component needs, and stays open.
+    let (locked, is_locked) = mpsc::channel();
+    let (release, released) = mpsc::channel::<()>();
+    let unit = {
+        let store = store.clone();
+        std::thread::spawn(move || {
+            store.write_blocking(move |sql| {
+                stockhub_store::engine::stock::lock_levels(sql, ["PART-1"])?;
+                sql.query("SELECT 1", &[])?;
+                let _ = locked.send(());
+                let _ = released.recv();
+                Ok(())
+            })
+        })
+    };
+    is_locked.recv().unwrap();
+    let mut other = postgres::Client::connect(&db.url, postgres::NoTls).unwrap();
+    let try_lock = |other: &mut postgres::Client, sku: &str| {
+        other.query(
+            "SELECT 1 FROM push_marks WHERE sku = $1 FOR UPDATE NOWAIT",
+            &[&sku],
+        )
+    };
+    let part = try_lock(&mut other, "PART-1");
+    let kit = try_lock(&mut other, "KIT-1");
+    release.send(()).unwrap();
+    unit.join().unwrap().unwrap();
+    for (sku, answer) in [("PART-1", part), ("KIT-1", kit)] {
+        let error = answer.expect_err(&format!("{sku}'s mark is held by the unit"));
+        assert_eq!(
+            error.code(),
+            Some(&postgres::error::SqlState::LOCK_NOT_AVAILABLE),
+            "{sku}: {error}"
+        );
+    }
+    // Once the unit is done, the marks are free again.
+    assert_eq!(try_lock(&mut other, "KIT-1").unwrap().len(), 1);
+}

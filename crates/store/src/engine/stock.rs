@@ -104,10 +104,13 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
     // three steps in this order (each waits for the one before through its one-time filter).
     // The variants first: a level that does not exist yet cannot be locked, and two units that
     // would both create it (and both fill the SKU's shortfalls) must still take turns. Then the
-    // levels. Then their pending pushes: a push that completes meanwhile (and records when the
+    // levels. Then their pending pushes, and those of the kits made of them (a change marks
+    // those too, `pushes::mark_skus`): a push that completes meanwhile (and records when the
     // channel confirmed a quantity) is ordered wholly before or after this unit, so that the
     // times this unit writes to the ledger compare truly with that confirmation (the `u` rule of
-    // the push engine counts a channel's orders recorded after it).
+    // the push engine counts a channel's orders recorded after it). Every order is by byte
+    // ("C" collation, whatever the database's): the order `pushes::complete`'s caller sorts
+    // its marks in, and the same on every server.
     sql.execute_later(
         &format!(
             "WITH s AS (SELECT ARRAY(
@@ -119,12 +122,19 @@ pub fn lock_levels<'a>(sql: &mut dyn Sql, skus: impl IntoIterator<Item = &'a str
                       SELECT k2.component_sku FROM kit_components k1
                         JOIN kit_components k2 ON k2.kit_sku = k1.kit_sku
                       WHERE k1.component_sku = ANY(ARRAY[{list}]::text[])) AS skus),
+                  k AS (SELECT ARRAY(
+                      SELECT unnest((SELECT skus FROM s))
+                      UNION
+                      SELECT kit_sku FROM kit_components
+                      WHERE component_sku = ANY((SELECT skus FROM s)::text[])) AS skus),
                   v AS (SELECT 1 FROM variants WHERE sku = ANY((SELECT skus FROM s)::text[])
-                          ORDER BY sku FOR UPDATE),
+                          ORDER BY sku COLLATE \"C\" FOR UPDATE),
                   l AS (SELECT 1 FROM stock_levels WHERE sku = ANY((SELECT skus FROM s)::text[])
-                          AND (SELECT count(*) FROM v) >= 0 ORDER BY sku, location FOR UPDATE),
-                  p AS (SELECT 1 FROM push_marks WHERE sku = ANY((SELECT skus FROM s)::text[])
-                          AND (SELECT count(*) FROM l) >= 0 ORDER BY channel, sku FOR UPDATE)
+                          AND (SELECT count(*) FROM v) >= 0
+                          ORDER BY sku COLLATE \"C\", location COLLATE \"C\" FOR UPDATE),
+                  p AS (SELECT 1 FROM push_marks WHERE sku = ANY((SELECT skus FROM k)::text[])
+                          AND (SELECT count(*) FROM l) >= 0
+                          ORDER BY channel COLLATE \"C\", sku COLLATE \"C\" FOR UPDATE)
              SELECT count(*) FROM p"
         ),
         &skus,
