@@ -281,9 +281,10 @@ impl PushWorker {
     /// Listings whose compare-and-set read, made by the push call itself (WooCommerce's), showed
     /// other than expected — most often a sale whose webhook has not come yet: records what they
     /// showed and pushes them again within the pass, now holding the unexplained decrease back,
-    /// instead of a whole pass later. Once per pass, and not when the channel asked for room
-    /// (the next pass then takes them into its calls). Should recording or computing fail, the
-    /// listings are left to the next pass as before.
+    /// instead of a whole pass later — unless the call wrote them holding it back already; then
+    /// what it wrote is recorded after the read. Once per pass, and not when the channel asked
+    /// for room (the next pass then takes them into its calls). Should recording or computing
+    /// fail, the listings are left to the next pass as before.
     async fn push_again_what_reads_showed(
         &self,
         channel: &str,
@@ -292,11 +293,13 @@ impl PushWorker {
         asked_at: Instant,
     ) {
         let shown = std::mem::take(&mut report.shown);
+        let written = std::mem::take(&mut report.written_holding_back);
         if shown.is_empty() {
             return;
         }
         let keep_for_next_pass = |report: &mut Report, shown: Vec<(String, ListingResult)>| {
-            for (sku, result) in shown {
+            // The reads first: a written quantity recorded after its read becomes the baseline.
+            for (sku, result) in shown.into_iter().chain(written.iter().cloned()) {
                 report.results.entry(sku).or_default().push(result);
             }
         };
@@ -326,6 +329,17 @@ impl PushWorker {
         if let Err(e) = recorded {
             tracing::warn!(channel, error = %e, "recording what a push read showed failed");
             return keep_for_next_pass(report, shown);
+        }
+        let written_listings: HashSet<i64> = written.iter().map(|(_, r)| r.listing_id()).collect();
+        for (sku, result) in written {
+            report.results.entry(sku).or_default().push(result);
+        }
+        let shown: Vec<(String, ListingResult)> = shown
+            .into_iter()
+            .filter(|(_, r)| !written_listings.contains(&r.listing_id()))
+            .collect();
+        if shown.is_empty() {
+            return;
         }
         let listings: HashSet<i64> = shown.iter().map(|(_, r)| r.listing_id()).collect();
         let skus: Vec<String> = shown
@@ -448,7 +462,9 @@ impl PushWorker {
             }
             if matches!(
                 outcome,
-                PushOutcome::Applied { .. } | PushOutcome::Accepted { .. }
+                PushOutcome::Applied { .. }
+                    | PushOutcome::Accepted { .. }
+                    | PushOutcome::HeldBack { .. }
             ) {
                 report.wrote_since_ms = Some(report.wrote_since_ms.unwrap_or(sent_at_ms));
             }
@@ -476,6 +492,24 @@ impl PushWorker {
                         read_at_ms: sent_at_ms,
                     };
                     report.shown.push((sku_of(t), observed));
+                    continue;
+                }
+                PushOutcome::HeldBack { actual, confirmed } => {
+                    // What the read showed is recorded first, then the quantity written on it.
+                    self.note_read(t);
+                    let observed = ListingResult::Observed {
+                        listing_id,
+                        actual,
+                        read_at_ms: sent_at_ms,
+                    };
+                    report.shown.push((sku_of(t), observed));
+                    let pushed = ListingResult::Pushed {
+                        listing_id,
+                        quantity: confirmed,
+                        sent_at_ms,
+                        compared_exactly: false,
+                    };
+                    report.written_holding_back.push((sku_of(t), pushed));
                     continue;
                 }
                 PushOutcome::Stale { actual: None } => {
@@ -1012,8 +1046,12 @@ struct Report {
     /// When the first call that set a quantity left (the store's clock).
     wrote_since_ms: Option<i64>,
     /// What the push calls' own compare-and-set reads showed where it was not what was expected
-    /// (`ListingResult::Observed`, by SKU): pushed again within the pass.
+    /// (`ListingResult::Observed`, by SKU): pushed again within the pass, unless written already
+    /// holding the decrease back (`written_holding_back`).
     shown: Vec<(String, ListingResult)>,
+    /// Listings of `shown` that the call wrote holding back the decrease its read found
+    /// (`PushOutcome::HeldBack`): their `ListingResult::Pushed`, to record after the read.
+    written_holding_back: Vec<(String, ListingResult)>,
 }
 
 impl Report {
@@ -1022,7 +1060,7 @@ impl Report {
         for (sku, results) in later.results {
             self.results.entry(sku).or_default().extend(results);
         }
-        for (sku, result) in later.shown {
+        for (sku, result) in later.shown.into_iter().chain(later.written_holding_back) {
             self.results.entry(sku).or_default().push(result);
         }
         self.errors.extend(later.errors);

@@ -164,6 +164,15 @@ pub enum PushOutcome {
     Stale {
         actual: Option<i64>,
     },
+    /// Where the comparison is a read before the write (WooCommerce): the channel showed
+    /// `actual`, less than `change_from` — a sale stockhub has not heard of — and the item was
+    /// set holding that decrease back (DESIGN §1 `u`: `quantity − (change_from − actual)`, at
+    /// least 0), or left as it was when it showed that already. The channel now shows
+    /// `confirmed`.
+    HeldBack {
+        actual: i64,
+        confirmed: i64,
+    },
     /// Accepted for later processing (asynchronous channels); to be checked with `ticket`.
     Accepted {
         ticket: String,

@@ -299,8 +299,10 @@ async fn a_store_showing_more_than_expected_is_not_overwritten() {
     assert_eq!(sim.stock(stock_id(&listings[1])), Some(1));
 }
 
+/// DESIGN §1 `u`: a store showing less than expected made a sale stockhub has not heard of;
+/// the quantity written holds it back, so the store never shows the unit it sold.
 #[tokio::test]
-async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
+async fn a_sale_stockhub_has_not_heard_of_is_held_back_not_overwritten() {
     let sim = store(|c| c.products = catalog(2, 3, "C")).await;
     let woo = woo(&sim);
     let listings = woo.discover().await.unwrap();
@@ -314,14 +316,15 @@ async fn a_sale_stockhub_has_not_heard_of_is_not_overwritten() {
         if i == 1 {
             assert_eq!(
                 outcome,
-                &PushOutcome::Stale {
-                    actual: Some(shown[1] - 1)
+                &PushOutcome::HeldBack {
+                    actual: shown[1] - 1,
+                    confirmed: shown[1] - 3
                 }
             );
             assert_eq!(
                 sim.stock(stock_id(listing)),
-                Some(shown[1] - 1),
-                "not overwritten"
+                Some(shown[1] - 3),
+                "the quantity less the sale stockhub has not heard of"
             );
         } else {
             assert_eq!(
@@ -377,8 +380,9 @@ async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
     let outcomes = woo.push(&items).await.unwrap();
     for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
         let expected = if listing.listing_key == sold.listing_key {
-            PushOutcome::Stale {
-                actual: Some(was - 1),
+            PushOutcome::HeldBack {
+                actual: was - 1,
+                confirmed: was - 3,
             }
         } else {
             PushOutcome::Applied { confirmed: was - 2 }
@@ -1002,7 +1006,7 @@ async fn the_stores_pings_and_signed_webhooks_verify_identify_and_read() {
 
 /// An item whose store shows the quantity to set already (the push after that store's own sale)
 /// is compared but not written: a product whose items all show theirs costs no call, and one of
-/// them whose store sold meanwhile comes back stale.
+/// them whose store sold meanwhile comes back held back, with nothing to write either.
 #[tokio::test]
 async fn a_compared_item_showing_its_quantity_already_is_not_written() {
     let sim = store(|_| {}).await;
@@ -1038,8 +1042,10 @@ async fn a_compared_item_showing_its_quantity_already_is_not_written() {
     let outcomes = woo.push(&items).await.unwrap();
     for ((listing, was), outcome) in listings.iter().zip(&shown).zip(&outcomes) {
         let expected = if listing.listing_key == sold.listing_key {
-            PushOutcome::Stale {
-                actual: Some(was - 1),
+            // Its quantity less the sale is what it shows: nothing to write.
+            PushOutcome::HeldBack {
+                actual: was - 1,
+                confirmed: was - 1,
             }
         } else if unchanged(listing) {
             PushOutcome::Applied { confirmed: *was }

@@ -1801,10 +1801,11 @@ async fn woocommerce_push_never_undoes_a_sale_stockhub_has_not_heard_of() {
 
 stockhub_testkit::on_both_backends! {
 /// A WooCommerce push reads what the store shows right before it writes. When that read shows a
-/// sale stockhub has not heard of, the same pass records it and pushes again, holding the sale
-/// back: the store shows `ats − u` at once, not a pass later. Passes start at least 6 s apart
-/// here, and the sale's webhook comes 30 s after it, so only a push within the pass can bring
-/// the store to 6 − 5 = 1 within 3 s.
+/// sale stockhub has not heard of, the same call writes the quantity holding the sale back, and
+/// the pass records what the read showed: the store shows `ats − u` at once, not a pass later,
+/// and the 5 units stay held until the sale's order explains them. Passes start at least 6 s
+/// apart here, and the sale's webhook comes 30 s after it, so only a push within the pass can
+/// bring the store to 6 − 5 = 1 within 3 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sale_a_woocommerce_push_read_shows_is_held_back_within_the_same_pass() {
     let gather = Duration::from_secs(6);
@@ -1832,6 +1833,19 @@ async fn a_sale_a_woocommerce_push_read_shows_is_held_back_within_the_same_pass(
             .iter()
             .all(|(q, cause)| *cause != Cause::Push || *q <= 1),
         "a push undid the store's own sale: it showed {shown_after_sale:?}"
+    );
+    let mut listing = Value::Null;
+    for _ in 0..100 {
+        listing = listings_of_sku(&app, "woo", "U-1").await;
+        if listing["last_confirmed"] == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        (&listing["last_confirmed"], &listing["held_units"]),
+        (&json!(1), &json!(5)),
+        "the write is the baseline, and the sale no order explains yet is held: {listing}"
     );
 }
 }

@@ -21,13 +21,14 @@
 //!   (`GET products?sku=a,b,…`; with `sku` WooCommerce lists variations of any product too), then
 //!   sends its calls; an item that read did not find (no SKU on the listing, a SKU with a comma,
 //!   a SKU changed in the store) is read by its call right before it is sent (`GET
-//!   products?include=…` or `products/{id}/variations?include=…`). An item showing other than
-//!   `change_from` is not written and comes back `Stale { actual }` (less: a sale stockhub has
-//!   not heard of; more: units the store put back itself, which may offset such a sale); one
-//!   showing `change_from` when that is the quantity to set is not written either (`Applied`:
-//!   the store shows it already — stockhub pushes a listing after its own store's sale, and
-//!   the read is what tells whether that store made another sale meanwhile); the others are
-//!   written. So a round of variations of 60 products costs 1 read and 60 writes, not
+//!   products?include=…` or `products/{id}/variations?include=…`). An item showing less than
+//!   `change_from` (a sale stockhub has not heard of) is written holding that decrease back,
+//!   `quantity − (change_from − actual)` (DESIGN §1 `u`), and comes back `HeldBack`; one showing
+//!   more (units the store put back itself, which may offset such a sale) is not written and
+//!   comes back `Stale { actual }`; one showing `change_from` when that is the quantity to set
+//!   is not written either (`Applied`: the store shows it already — stockhub pushes a listing
+//!   after its own store's sale, and the read is what tells whether that store made another
+//!   sale meanwhile); the others are written. So a round of variations of 60 products costs 1 read and 60 writes, not
 //!   60 of each; the window in which a sale can be overwritten is the round's read and its
 //!   writes (a few round trips) instead of one round trip, and `sales_can_race_writes` books
 //!   such a sale at once after the pass. A failed read fails the round (a store that refuses
@@ -121,6 +122,14 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
             for (index, confirmed) in compared.unchanged {
                 outcomes[index] = Some(PushOutcome::Applied { confirmed });
             }
+            for &(index, actual, written) in &compared.held_back {
+                if written == actual {
+                    outcomes[index] = Some(PushOutcome::HeldBack {
+                        actual,
+                        confirmed: actual,
+                    });
+                }
+            }
             let Some(answer) = answer else {
                 // Every item of the call was stale or showed its quantity: nothing was written.
                 answered = true;
@@ -129,7 +138,7 @@ pub async fn push(api: &Api, items: &[PushItem]) -> Result<Vec<PushOutcome>, Cha
             match answer {
                 Ok(answer) => {
                     answered = true;
-                    settle(&call, &answer, items, &mut outcomes);
+                    settle(&call, &answer, items, &compared.held_back, &mut outcomes);
                 }
                 Err(Failure {
                     status: Some(413), ..
@@ -242,8 +251,11 @@ struct Set {
 /// What a call's comparison found, as (index in the push, quantity shown).
 #[derive(Default)]
 struct Compared {
-    /// Items showing other than their `change_from`: not written.
+    /// Items showing more than their `change_from`: not written.
     stale: Vec<(usize, i64)>,
+    /// Items showing less than their `change_from`, with the quantity that holds the decrease
+    /// back: written unless they show that already.
+    held_back: Vec<(usize, i64, i64)>,
     /// Items showing their `change_from`, which is the quantity to set: not written either —
     /// the store shows it already, and a write could only overwrite a sale made meanwhile.
     unchanged: Vec<(usize, i64)>,
@@ -251,7 +263,8 @@ struct Compared {
 
 /// Compares what the call's items with a `change_from` show (as read by SKU for the round, or
 /// read now at the call's own endpoint for those that read missed), leaves out those showing
-/// other than it and those showing the quantity to set, and sets the rest. Returns the call as
+/// more than it and those showing the quantity to set, sets those showing less holding the
+/// decrease back, and sets the rest. Returns the call as
 /// sent (its items the ones written), what the comparison found, and the answer (`None` when
 /// nothing was left to write).
 async fn compare_and_set(
@@ -287,22 +300,31 @@ async fn compare_and_set(
     let mut update = Vec::with_capacity(sets.len());
     for set in sets {
         let shown = read.get(&set.id).or_else(|| own_read.get(&set.id));
+        let mut quantity = set.quantity;
         match (set.change_from, shown) {
-            (Some(expected), Some(&Some(actual))) if actual != expected => {
+            (Some(expected), Some(&Some(actual))) if actual > expected => {
                 compared.stale.push((set.index, actual));
+                continue;
+            }
+            (Some(expected), Some(&Some(actual))) if actual < expected => {
+                quantity = (set.quantity - (expected - actual)).max(0);
+                compared.held_back.push((set.index, actual, quantity));
+                if quantity == actual {
+                    continue;
+                }
             }
             (Some(_), Some(&Some(actual))) if actual == set.quantity => {
                 compared.unchanged.push((set.index, actual));
+                continue;
             }
-            _ => {
-                written.push((set.index, set.id));
-                update.push(json!({
-                    "id": set.id,
-                    "manage_stock": true,
-                    "stock_quantity": set.quantity,
-                }));
-            }
+            _ => {}
         }
+        written.push((set.index, set.id));
+        update.push(json!({
+            "id": set.id,
+            "manage_stock": true,
+            "stock_quantity": quantity,
+        }));
     }
     let call = Call {
         parent: call.parent,
@@ -377,7 +399,15 @@ fn fail(call: &Call, error: &ChannelError, outcomes: &mut [Option<PushOutcome>])
 }
 
 /// Reads a batch answer's `update` list into one outcome per item of the call.
-fn settle(call: &Call, answer: &Value, items: &[PushItem], outcomes: &mut [Option<PushOutcome>]) {
+/// Each written item's outcome from a batch call's answer; `held_back` (index, quantity shown,
+/// quantity written) are the items written holding a decrease back.
+fn settle(
+    call: &Call,
+    answer: &Value,
+    items: &[PushItem],
+    held_back: &[(usize, i64, i64)],
+    outcomes: &mut [Option<PushOutcome>],
+) {
     let results: Vec<Option<BatchItem>> = answer
         .get("update")
         .and_then(Value::as_array)
@@ -407,10 +437,15 @@ fn settle(call: &Call, answer: &Value, items: &[PushItem], outcomes: &mut [Optio
             Some(k) => {
                 used[k] = true;
                 let result = results[k].as_ref().expect("a slot has a result");
-                match &result.error {
-                    Some(error) => PushOutcome::Failed(classify(error)),
-                    None => PushOutcome::Applied {
+                let held = held_back.iter().find(|h| h.0 == i);
+                match (&result.error, held) {
+                    (Some(error), _) => PushOutcome::Failed(classify(error)),
+                    (None, None) => PushOutcome::Applied {
                         confirmed: result.stock_quantity.unwrap_or(items[i].quantity),
+                    },
+                    (None, Some(&(_, actual, written))) => PushOutcome::HeldBack {
+                        actual,
+                        confirmed: result.stock_quantity.unwrap_or(written),
                     },
                 }
             }
@@ -505,7 +540,7 @@ mod tests {
             {"id": 2, "error": {"code": "woocommerce_rest_product_invalid_id", "message": "Invalid ID.", "data": {"status": 400}}},
         ]});
         let mut outcomes = vec![None; 4];
-        settle(&call, &answer, &items, &mut outcomes);
+        settle(&call, &answer, &items, &[], &mut outcomes);
         assert_eq!(outcomes[0], Some(PushOutcome::Applied { confirmed: 5 }));
         assert!(
             matches!(&outcomes[1], Some(PushOutcome::Failed(ChannelError::Permanent(m))) if m.contains("invalid_id"))
