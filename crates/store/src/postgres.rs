@@ -73,6 +73,12 @@ const MAX_ATTEMPTS: u32 = 50;
 /// How long a unit that is not the first of its transaction may wait for a lock.
 const LATER_UNIT_LOCK_TIMEOUT: &str = "SET LOCAL lock_timeout = '20ms'";
 
+/// How long a write transaction goes on taking units of its group: the rest go first in the next
+/// one. A transaction shows what it wrote only when it commits, so this bounds how long the first
+/// units of a big group (a burst of orders) wait to be seen, and how long a read of a channel's
+/// quantities waits for the writes begun before it (`Store::wait_for_writes_begun_by`).
+const GROUP_TIME_LIMIT: Duration = Duration::from_millis(200);
+
 /// Tuning of the PostgreSQL backend.
 #[derive(Debug, Clone)]
 pub struct PostgresOptions {
@@ -1072,6 +1078,7 @@ fn write_loop(
                 continue;
             }
         };
+        let began = Instant::now();
         let mut finished = Vec::with_capacity(group.len());
         let mut retried: Vec<Pending> = Vec::new();
         let mut units_run = 0;
@@ -1104,9 +1111,15 @@ fn write_loop(
             None => Vec::new(),
         };
         let mut together = together.into_iter();
+        let mut deferred: Vec<Pending> = Vec::new();
         for pending in group.drain(..) {
             if let Some(f) = together.next().flatten() {
                 finished.push((f, Some(pending)));
+                continue;
+            }
+            if !deferred.is_empty() || began.elapsed() >= GROUP_TIME_LIMIT {
+                // The transaction has run long enough: the rest go first in the next one.
+                deferred.push(pending);
                 continue;
             }
             units_run += 1;
@@ -1153,6 +1166,7 @@ fn write_loop(
             }
         }
         again.extend(retried);
+        again.extend(deferred);
     }
 }
 
