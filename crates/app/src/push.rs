@@ -483,7 +483,8 @@ impl PushWorker {
                 },
                 PushOutcome::Stale {
                     actual: Some(actual),
-                } => {
+                }
+                | PushOutcome::HeldBack { actual, .. } => {
                     self.note_read(t);
                     let observed = ListingResult::Observed {
                         listing_id,
@@ -492,24 +493,16 @@ impl PushWorker {
                         read_at_ms: sent_at_ms,
                     };
                     report.shown.push((sku_of(t), observed));
-                    continue;
-                }
-                PushOutcome::HeldBack { actual, confirmed } => {
-                    // What the read showed is recorded first, then the quantity written on it.
-                    self.note_read(t);
-                    let observed = ListingResult::Observed {
-                        listing_id,
-                        actual,
-                        read_at_ms: sent_at_ms,
-                    };
-                    report.shown.push((sku_of(t), observed));
-                    let pushed = ListingResult::Pushed {
-                        listing_id,
-                        quantity: confirmed,
-                        sent_at_ms,
-                        compared_exactly: false,
-                    };
-                    report.written_holding_back.push((sku_of(t), pushed));
+                    if let PushOutcome::HeldBack { confirmed, .. } = outcome {
+                        // Written holding the decrease back: recorded after what the read showed.
+                        let pushed = ListingResult::Pushed {
+                            listing_id,
+                            quantity: confirmed,
+                            sent_at_ms,
+                            compared_exactly: false,
+                        };
+                        report.written_holding_back.push((sku_of(t), pushed));
+                    }
                     continue;
                 }
                 PushOutcome::Stale { actual: None } => {

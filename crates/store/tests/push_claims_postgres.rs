@@ -28,34 +28,41 @@ fn set_up(store: &Store) {
     store
         .write_blocking(|sql| {
             let skus: Vec<String> = (0..SKUS).map(sku).collect();
-            add_variants(sql, &skus.iter().map(String::as_str).collect::<Vec<_>>())?;
-            catalog::upsert_channel(
-                sql,
-                &ChannelInput {
-                    code: Code::parse("channel", "shop").unwrap(),
-                    kind: "manual".into(),
-                    rules: ChannelRules::default(),
-                    feeding_locations: None,
-                },
-            )?;
-            let found: Vec<FoundListing> = (0..SKUS)
-                .map(|i| FoundListing {
-                    listing_key: format!("item-{i}"),
-                    channel_sku: Some(sku(i)),
-                    channel_location: None,
-                    feeding_locations: None,
-                    variant_ref: None,
-                    ids: serde_json::json!({}),
-                    quantity: Some(0),
-                })
-                .collect();
-            listings::store_discovery(sql, "shop", &found)?;
-            for i in 0..SKUS {
-                pushes::mark_channel_sku(sql, "shop", &sku(i))?;
-            }
-            Ok(())
+            let skus: Vec<&str> = skus.iter().map(String::as_str).collect();
+            add_variants(sql, &skus)?;
+            list_on_shop(sql, &skus)
         })
         .unwrap();
+}
+
+/// Creates the channel `shop`, lists each SKU on it once, and marks each for a push.
+fn list_on_shop(sql: &mut dyn stockhub_store::Sql, skus: &[&str]) -> stockhub_store::Result<()> {
+    catalog::upsert_channel(
+        sql,
+        &ChannelInput {
+            code: Code::parse("channel", "shop").unwrap(),
+            kind: "manual".into(),
+            rules: ChannelRules::default(),
+            feeding_locations: None,
+        },
+    )?;
+    let found: Vec<FoundListing> = skus
+        .iter()
+        .map(|sku| FoundListing {
+            listing_key: format!("item-{sku}"),
+            channel_sku: Some((*sku).to_owned()),
+            channel_location: None,
+            feeding_locations: None,
+            variant_ref: None,
+            ids: serde_json::json!({}),
+            quantity: Some(0),
+        })
+        .collect();
+    listings::store_discovery(sql, "shop", &found)?;
+    for sku in skus {
+        pushes::mark_channel_sku(sql, "shop", sku)?;
+    }
+    Ok(())
 }
 
 fn listing_id(store: &Store, sku: &str) -> i64 {
@@ -237,30 +244,7 @@ fn a_unit_changing_a_component_holds_the_marks_of_its_kits_from_the_start() {
                     kit: Some(vec![(stockhub_core::Sku::parse("PART-1").unwrap(), 2)]),
                 },
             )?;
-            catalog::upsert_channel(
-                sql,
-                &ChannelInput {
-                    code: Code::parse("channel", "shop").unwrap(),
-                    kind: "manual".into(),
-                    rules: ChannelRules::default(),
-                    feeding_locations: None,
-                },
-            )?;
-            let found: Vec<FoundListing> = ["KIT-1", "PART-1"]
-                .iter()
-                .map(|sku| FoundListing {
-                    listing_key: format!("item-{sku}"),
-                    channel_sku: Some((*sku).to_owned()),
-                    channel_location: None,
-                    feeding_locations: None,
-                    variant_ref: None,
-                    ids: serde_json::json!({}),
-                    quantity: Some(0),
-                })
-                .collect();
-            listings::store_discovery(sql, "shop", &found)?;
-            pushes::mark_channel_sku(sql, "shop", "KIT-1")?;
-            pushes::mark_channel_sku(sql, "shop", "PART-1")
+            list_on_shop(sql, &["KIT-1", "PART-1"])
         })
         .unwrap();
 
