@@ -28,10 +28,10 @@
 //!   comes back `Stale { actual }`; one showing `change_from` when that is the quantity to set
 //!   is not written either (`Applied`: the store shows it already — stockhub pushes a listing
 //!   after its own store's sale, and the read is what tells whether that store made another
-//!   sale meanwhile); the others are written. So a round of variations of 60 products costs 1 read and 60 writes, not
-//!   60 of each; the window in which a sale can be overwritten is the round's read and its
-//!   writes (a few round trips) instead of one round trip, and `sales_can_race_writes` books
-//!   such a sale at once after the pass. A failed read fails the round (a store that refuses
+//!   sale meanwhile); the others are written. So a round of variations of 60 products costs 1
+//!   read and 60 writes, not 60 of each; the window in which a sale can be overwritten is the
+//!   round's read and its writes (a few round trips) instead of one round trip, and
+//!   `sales_can_race_writes` books such a sale at once after the pass. A failed read fails the round (a store that refuses
 //!   the read by SKU for good only loses the shortcut). Read by SKU, a variation whose parent
 //!   manages its stock shows its parent's quantity, as WooCommerce lists it there.
 
@@ -398,9 +398,8 @@ fn fail(call: &Call, error: &ChannelError, outcomes: &mut [Option<PushOutcome>])
     }
 }
 
-/// Reads a batch answer's `update` list into one outcome per item of the call.
-/// Each written item's outcome from a batch call's answer; `held_back` (index, quantity shown,
-/// quantity written) are the items written holding a decrease back.
+/// Reads a batch answer's `update` list into one outcome per item of the call; `held_back`
+/// (index, quantity shown, quantity written) are the items written holding a decrease back.
 fn settle(
     call: &Call,
     answer: &Value,
