@@ -6,6 +6,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write;
 use std::sync::Mutex;
 
+use stockhub_channels::CallCounter;
+
 /// Upper bounds of the latency buckets, in milliseconds.
 pub const LATENCY_BUCKETS_MS: [u64; 12] = [
     5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10_000, 60_000,
@@ -22,7 +24,7 @@ struct ChannelFigures {
     samples: VecDeque<u64>,
     pushed_listings: u64,
     push_failures: u64,
-    api_calls: u64,
+    api_calls: CallCounter,
     results_discarded: u64,
     webhooks: BTreeMap<&'static str, u64>,
 }
@@ -75,8 +77,11 @@ impl Metrics {
         self.with(channel, |c| c.push_failures += 1);
     }
 
-    pub fn record_api_call(&self, channel: &str) {
-        self.with(channel, |c| c.api_calls += 1);
+    /// The count of requests sent to a channel's API, for its connector to add to.
+    pub fn api_call_counter(&self, channel: &str) -> CallCounter {
+        let mut counter = CallCounter::default();
+        self.with(channel, |c| counter = c.api_calls.clone());
+        counter
     }
 
     /// Claims whose push result came after their lease ended, and was discarded.
@@ -88,12 +93,12 @@ impl Metrics {
         self.with(channel, |c| *c.webhooks.entry(outcome).or_default() += 1);
     }
 
-    /// Channel API calls made for pushes so far.
+    /// Requests sent to a channel's API so far.
     pub fn api_calls(&self, channel: &str) -> u64 {
         self.channels
             .lock()
             .ok()
-            .and_then(|c| c.get(channel).map(|f| f.api_calls))
+            .and_then(|c| c.get(channel).map(|f| f.api_calls.get()))
             .unwrap_or(0)
     }
 
@@ -172,8 +177,9 @@ impl Metrics {
             ),
             (
                 "stockhub_channel_api_calls_total",
-                "Calls made to channel APIs for pushes.",
-                |f| f.api_calls,
+                "Requests sent to the channel's API: pushes, reads of quantities and orders, \
+                 discovery.",
+                |f| f.api_calls.get(),
             ),
             (
                 "stockhub_push_results_discarded_total",

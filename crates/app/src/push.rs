@@ -392,7 +392,7 @@ impl PushWorker {
                 .await?;
         }
         if !report.stale.is_empty() {
-            self.read_stale(channel, connected, &mut report).await;
+            self.read_stale(connected, &mut report).await;
         }
         Ok(report)
     }
@@ -435,7 +435,6 @@ impl PushWorker {
                 change_from: t.expected,
             })
             .collect();
-        self.metrics.record_api_call(channel);
         let sent_at_ms = self.store_now().await?;
         let outcomes = match connected.connector.push(&items).await {
             Ok(outcomes) => outcomes,
@@ -609,24 +608,16 @@ impl PushWorker {
         };
         tokio::spawn(async move {
             let Reading { worker, channel } = &reading;
-            match crate::backfill::apply_updated_since(
+            let read = crate::backfill::apply_updated_since(
                 &worker.store,
                 &worker.connectors,
                 channel,
                 since,
                 crate::backfill::Cursor::Keep,
             )
-            .await
-            {
-                // Counted as the pages of 100 orders the read took.
-                Ok(read) => {
-                    for _ in 0..=read / 100 {
-                        worker.metrics.record_api_call(channel);
-                    }
-                }
-                Err(e) => {
-                    tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
-                }
+            .await;
+            if let Err(e) = read {
+                tracing::warn!(channel, error = %e, "reading orders made while pushing failed")
             }
         });
         None
@@ -716,7 +707,6 @@ impl PushWorker {
         let mut differing = Vec::new();
         for chunk in targets.chunks(max_items(connected)) {
             let refs: Vec<ListingRef> = chunk.iter().map(listing_ref).collect();
-            self.metrics.record_api_call(channel);
             let Ok(read_at_ms) = self.store_now().await else {
                 return false;
             };
@@ -753,15 +743,9 @@ impl PushWorker {
     /// After a failed compare-and-set, reads what the channel shows so that the next push holds
     /// back the unexplained decrease; a listing the read does not show is retried after a
     /// backoff.
-    async fn read_stale(
-        &self,
-        channel: &str,
-        connected: &crate::registry::Connected,
-        report: &mut Report,
-    ) {
+    async fn read_stale(&self, connected: &crate::registry::Connected, report: &mut Report) {
         let stale = std::mem::take(&mut report.stale);
         let refs: Vec<ListingRef> = stale.iter().map(listing_ref).collect();
-        self.metrics.record_api_call(channel);
         // If the time cannot be read, the listings are retried like unread ones.
         let read_at_ms = self.store_now().await.ok();
         let read = connected

@@ -14,7 +14,7 @@ use stockhub_store::engine::catalog;
 use stockhub_store::Store;
 
 use crate::arrivals::Arrivals;
-use crate::AppError;
+use crate::{AppError, Metrics};
 
 /// A connected channel: its connector and how its locations map to ours.
 #[derive(Clone)]
@@ -59,6 +59,8 @@ impl OrdersRead {
 pub struct Connectors {
     store: Store,
     request_timeout: Duration,
+    /// Where each channel's connector counts the requests it sends.
+    metrics: Arc<Metrics>,
     cache: Arc<Mutex<HashMap<String, Cached>>>,
     /// Counts `forget`s: a read begun before one is not cached, as it may predate the change.
     forgotten: Arc<AtomicU64>,
@@ -88,10 +90,11 @@ fn text(v: &Value, key: &str) -> String {
 }
 
 impl Connectors {
-    pub fn new(store: Store, request_timeout: Duration) -> Self {
+    pub fn new(store: Store, request_timeout: Duration, metrics: Arc<Metrics>) -> Self {
         Self {
             store,
             request_timeout,
+            metrics,
             cache: Arc::default(),
             forgotten: Arc::default(),
             arrivals: Arc::default(),
@@ -211,6 +214,7 @@ impl Connectors {
             api_version: text(settings, "api_version"),
             locations: location_map.iter().map(|(k, _)| k.clone()).collect(),
             request_timeout: self.request_timeout,
+            calls: self.metrics.api_call_counter(code),
         };
         let connector = stockhub_channels::connector(connection)?;
         Ok(Connected {

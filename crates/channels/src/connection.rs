@@ -2,6 +2,8 @@
 //! its locations map to ours. Secrets are wrapped so that `Debug` never shows them.
 
 use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The channel kinds stockhub can connect to.
@@ -70,4 +72,21 @@ pub struct ChannelConnection {
     pub locations: Vec<String>,
     /// How long one call to the channel may take.
     pub request_timeout: Duration,
+    /// Counts every request the connector sends to the channel.
+    pub calls: CallCounter,
+}
+
+/// A count of the requests sent to one channel, shared by whoever holds a clone: the connector
+/// adds one per request it sends, whatever it is for (pushes, reads, discovery).
+#[derive(Debug, Clone, Default)]
+pub struct CallCounter(Arc<AtomicU64>);
+
+impl CallCounter {
+    pub fn add_one(&self) {
+        self.0.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
 }

@@ -15,7 +15,7 @@ pub mod signature;
 pub mod time;
 pub mod woocommerce;
 
-pub use connection::{ChannelConnection, Kind, Secret};
+pub use connection::{CallCounter, ChannelConnection, Kind, Secret};
 pub use connector::{
     ChannelLine, ChannelListing, ChannelOrder, ChannelRefund, Connector, Delivery, Intake,
     ListingRef, PushItem, PushMode, PushOutcome, RefundLine, Verdict, VERSION_SCALE,

@@ -40,6 +40,7 @@ fn shopify() -> Box<dyn Connector> {
         api_version: "2026-01".into(),
         locations: vec!["gid://shopify/Location/724318913574017303".into()],
         request_timeout: Duration::from_secs(5),
+        calls: Default::default(),
     })
     .unwrap()
 }

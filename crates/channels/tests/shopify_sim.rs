@@ -44,6 +44,7 @@ fn connection(sim: &ShopifySim, timeout: Duration) -> ChannelConnection {
         api_version: config.api_version.clone(),
         locations: sim.locations().into_iter().map(|l| l.gid).collect(),
         request_timeout: timeout,
+        calls: Default::default(),
     }
 }
 
@@ -563,7 +564,9 @@ async fn quantities_read_back_in_chunks_of_50() {
         .build();
     })
     .await;
-    let shopify = shopify(&sim);
+    let connection = connection(&sim, Duration::from_secs(10));
+    let calls = connection.calls.clone();
+    let shopify = connector(connection).unwrap();
     let listings = shopify.discover().await.unwrap();
     assert_eq!(listings.len(), 160);
     let sold = listings[3].sku.clone().unwrap();
@@ -574,7 +577,10 @@ async fn quantities_read_back_in_chunks_of_50() {
     };
     sim.place_order(&order).unwrap();
     let refs: Vec<ListingRef> = listings.iter().map(reference).collect();
+    let calls_before = calls.get();
     let mut read = shopify.read_quantities(&refs).await.unwrap();
+    // 80 inventory items, each stocked at both locations: read 50 items per request.
+    assert_eq!(calls.get() - calls_before, 2, "each request counted");
     read.sort();
     assert_eq!(read.len(), 160);
     for (key, available) in &read {

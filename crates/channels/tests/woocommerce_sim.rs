@@ -56,6 +56,7 @@ fn connection(sim: &WooSim, timeout: Duration) -> ChannelConnection {
         api_version: String::new(),
         locations: Vec::new(),
         request_timeout: timeout,
+        calls: Default::default(),
     }
 }
 
@@ -346,7 +347,9 @@ async fn a_sale_stockhub_has_not_heard_of_is_held_back_not_overwritten() {
 #[tokio::test]
 async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
     let sim = store(|_| {}).await;
-    let woo = woo(&sim);
+    let connection = connection(&sim, Duration::from_secs(10));
+    let calls = connection.calls.clone();
+    let woo = connector(connection).unwrap();
     let listings = woo.discover().await.unwrap();
     assert_eq!(listings.len(), 20);
     let shown = stock_of(&sim, &listings);
@@ -375,6 +378,7 @@ async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
     let sold = variations[4];
     sell_one_by_sku(&sim, sold);
     let before = sim.api_requests().len();
+    let calls_before = calls.get();
 
     let items = compared_items(&listings, &shown, |_, was| was - 2);
     let outcomes = woo.push(&items).await.unwrap();
@@ -391,6 +395,11 @@ async fn a_push_across_products_reads_their_quantities_in_one_call_by_sku() {
     }
 
     let requests = sim.api_requests().split_off(before);
+    assert_eq!(
+        calls.get() - calls_before,
+        requests.len() as u64,
+        "the connector counts every request it sends"
+    );
     let reads: Vec<&String> = requests.iter().filter(|r| r.starts_with("GET ")).collect();
     assert_eq!(reads.len(), 2, "{reads:#?}");
     assert!(

@@ -49,9 +49,14 @@ pub struct Services {
 impl Services {
     /// Services whose channel calls each give up after `request_timeout`.
     pub fn new(store: &Store, request_timeout: std::time::Duration) -> Self {
+        let metrics = Arc::<stockhub_app::Metrics>::default();
         Self {
-            connectors: stockhub_app::Connectors::new(store.clone(), request_timeout),
-            metrics: Arc::default(),
+            connectors: stockhub_app::Connectors::new(
+                store.clone(),
+                request_timeout,
+                metrics.clone(),
+            ),
+            metrics,
         }
     }
 }

@@ -79,6 +79,7 @@ impl Shopify {
 
     /// Sends one authenticated request and reads its answer, whatever its status.
     async fn send(&self, request: reqwest::RequestBuilder) -> Result<Answer, ChannelError> {
+        self.connection.calls.add_one();
         let response = request
             .header(
                 "X-Shopify-Access-Token",

@@ -12,7 +12,7 @@ use reqwest::header::{HeaderMap, LINK};
 use reqwest::{Method, RequestBuilder, Response};
 use serde_json::Value;
 
-use crate::connection::{ChannelConnection, Secret};
+use crate::connection::{CallCounter, ChannelConnection, Secret};
 use crate::error::{self, ChannelError};
 use crate::pace::Paced;
 
@@ -29,6 +29,7 @@ pub struct Api {
     base: String,
     consumer_key: Secret,
     consumer_secret: Secret,
+    calls: CallCounter,
     /// Until when the store asked us to hold off (its last 429's `Retry-After`).
     paused_until: Arc<Mutex<Option<Instant>>>,
 }
@@ -43,6 +44,7 @@ impl Api {
             ),
             consumer_key: connection.access_token.clone(),
             consumer_secret: connection.consumer_secret.clone(),
+            calls: connection.calls.clone(),
             paused_until: Arc::default(),
         }
     }
@@ -66,6 +68,7 @@ impl Api {
 
     /// Sends a request; a non-success status becomes a classified error, with the status kept.
     async fn send(&self, request: RequestBuilder) -> Result<Response, Failure> {
+        self.calls.add_one();
         let response = request
             .send()
             .await
