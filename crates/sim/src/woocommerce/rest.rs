@@ -22,6 +22,7 @@
 //!   dotted names for nested fields) trims each item of a collection to the fields named.
 //! - Answers are PHP-encoded JSON; unknown routes answer 404 `rest_no_route`.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -465,25 +466,52 @@ fn item_sort_key(item: &&Item, orderby: &str) -> (i64, String, u64) {
     }
 }
 
-fn keeps_item(state: &Store, item: &Item, pairs: &[(String, String)]) -> Result<bool, WooError> {
-    let offset = state.timezone_offset_minutes;
-    let seconds = |ms: i64| ms.div_euclid(1000) * 1000;
-    let skus = query_value(pairs, "sku").map(|s| s.split(',').map(str::trim).collect::<Vec<_>>());
-    let after = time_param(pairs, "modified_after", offset)?;
-    let before = time_param(pairs, "modified_before", offset)?;
-    Ok(skus.is_none_or(|s| s.contains(&item.sku.as_str()))
-        && id_list(pairs, "include").is_none_or(|ids| ids.contains(&item.id))
-        && query_value(pairs, "type").is_none_or(|t| {
-            t == match item.kind {
-                Kind::Variable => "variable",
-                Kind::Variation => "variation",
-                Kind::Simple => "simple",
-            }
+/// The filters of a products or variations listing, read from the query once for all items.
+struct ItemFilter<'q> {
+    skus: Option<HashSet<&'q str>>,
+    include: Option<Vec<u64>>,
+    kind: Option<&'q str>,
+    stock_status: Option<&'q str>,
+    /// `modified_after` / `modified_before`, in whole seconds (ms).
+    after: Option<i64>,
+    before: Option<i64>,
+}
+
+impl<'q> ItemFilter<'q> {
+    fn read(state: &Store, pairs: &'q [(String, String)]) -> Result<Self, WooError> {
+        let offset = state.timezone_offset_minutes;
+        Ok(Self {
+            skus: query_value(pairs, "sku").map(|s| s.split(',').map(str::trim).collect()),
+            include: id_list(pairs, "include"),
+            kind: query_value(pairs, "type"),
+            stock_status: query_value(pairs, "stock_status"),
+            after: time_param(pairs, "modified_after", offset)?,
+            before: time_param(pairs, "modified_before", offset)?,
         })
-        && query_value(pairs, "stock_status")
-            .is_none_or(|s| s == super::json::stock_status(state, item))
-        && after.is_none_or(|a| seconds(item.modified_ms) > a)
-        && before.is_none_or(|b| seconds(item.modified_ms) < b))
+    }
+
+    fn keeps(&self, state: &Store, item: &Item) -> bool {
+        let modified = item.modified_ms.div_euclid(1000) * 1000;
+        self.skus
+            .as_ref()
+            .is_none_or(|s| s.contains(item.sku.as_str()))
+            && self
+                .include
+                .as_ref()
+                .is_none_or(|ids| ids.contains(&item.id))
+            && self.kind.is_none_or(|t| {
+                t == match item.kind {
+                    Kind::Variable => "variable",
+                    Kind::Variation => "variation",
+                    Kind::Simple => "simple",
+                }
+            })
+            && self
+                .stock_status
+                .is_none_or(|s| s == super::json::stock_status(state, item))
+            && self.after.is_none_or(|a| modified > a)
+            && self.before.is_none_or(|b| modified < b)
+    }
 }
 
 pub(crate) async fn list_products(
@@ -496,16 +524,13 @@ pub(crate) async fn list_products(
         // With `sku`, WooCommerce queries variations too (post types `product` and
         // `product_variation`), rendered by the products controller.
         let by_sku = query_value(pairs, "sku").is_some_and(|s| !s.is_empty());
-        let mut items = Vec::new();
-        for item in state
+        let filter = ItemFilter::read(&state, pairs)?;
+        let mut items: Vec<&Item> = state
             .items
             .values()
             .filter(|i| by_sku || i.kind != Kind::Variation)
-        {
-            if keeps_item(&state, item, pairs)? {
-                items.push(item);
-            }
-        }
+            .filter(|i| filter.keeps(&state, i))
+            .collect();
         sort_by(&mut items, pairs, item_sort_key);
         let site = inner.site(&state);
         collection(&inner, "products", pairs, items, |i| {
@@ -560,17 +585,13 @@ pub(crate) async fn list_variations(
         let id = path_id(&id)?;
         let state = inner.lock();
         let product = product_of(&state, id, 404)?;
-        let mut items: Vec<&Item> = product
+        let filter = ItemFilter::read(&state, pairs)?;
+        let mut kept: Vec<&Item> = product
             .variation_ids
             .iter()
             .filter_map(|v| state.items.get(v))
+            .filter(|i| filter.keeps(&state, i))
             .collect();
-        let mut kept = Vec::new();
-        for item in items.drain(..) {
-            if keeps_item(&state, item, pairs)? {
-                kept.push(item);
-            }
-        }
         sort_by(&mut kept, pairs, item_sort_key);
         let site = inner.site(&state);
         collection(
