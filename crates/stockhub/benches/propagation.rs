@@ -44,7 +44,9 @@
 //! the output, so that stockhub is offered the nominal rate.
 //!
 //! Settings: `STOCKHUB_BENCH_SECONDS` (measured seconds per rate, default 10),
-//! `STOCKHUB_BENCH_RATES` (default `10,100,1000`), `STOCKHUB_BENCH_DUMP=<dir>` (every order's,
+//! `STOCKHUB_BENCH_RATES` (default `10,100,1000`), `STOCKHUB_BENCH_WOO_PRODUCTS=variable|simple`
+//! (how the WooCommerce store lists the SKUs: as variations of the 100 products, the default, or
+//! as 1,000 simple products), `STOCKHUB_BENCH_DUMP=<dir>` (every order's,
 //! display change's and API call's times as CSV files, for a closer look). Run with
 //! `cargo bench -p stockhub --bench propagation`.
 
@@ -61,10 +63,11 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 use stockhub_sim::clock::monotonic_us;
-use stockhub_sim::seed::CatalogSpec;
+use stockhub_sim::seed::{CatalogSpec, DEFAULT_VARIANT_TITLE};
 use stockhub_sim::shopify::{self, ShopifyConfig, ShopifySim};
 use stockhub_sim::woocommerce::{self, WebhookSpec, WooConfig, WooSim};
 use stockhub_sim::{BucketConfig, Cause, DisplayEntry};
+use stockhub_sim::{ProductSeed, VariantSeed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -143,6 +146,42 @@ fn source_tree() -> Option<String> {
             head.trim()
         )
     })
+}
+
+/// How the WooCommerce store lists the catalog's SKUs (`STOCKHUB_BENCH_WOO_PRODUCTS`).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum WooProducts {
+    /// As variations of variable products (the default): WooCommerce sets variations only
+    /// through each product's own batch endpoint, so a push costs a call per product touched.
+    Variable,
+    /// As simple products, which share `products/batch` calls of up to 100 items.
+    Simple,
+}
+
+fn woo_products() -> WooProducts {
+    match std::env::var("STOCKHUB_BENCH_WOO_PRODUCTS").as_deref() {
+        Err(_) | Ok("variable") => WooProducts::Variable,
+        Ok("simple") => WooProducts::Simple,
+        Ok(other) => {
+            panic!("STOCKHUB_BENCH_WOO_PRODUCTS: {other:?} is neither variable nor simple")
+        }
+    }
+}
+
+/// The catalog with each variant made a simple product of its own (same SKU and stock).
+fn as_simple_products(products: &[ProductSeed]) -> Vec<ProductSeed> {
+    products
+        .iter()
+        .flat_map(|p| {
+            p.variants.iter().map(|v| {
+                let variant = VariantSeed {
+                    title: DEFAULT_VARIANT_TITLE.to_owned(),
+                    ..v.clone()
+                };
+                ProductSeed::new(&format!("{} {}", p.title, v.title), vec![variant])
+            })
+        })
+        .collect()
 }
 
 fn rates() -> Vec<u64> {
@@ -747,8 +786,9 @@ struct CatalogIds {
     index: HashMap<String, usize>,
     /// Per Shopify store, per SKU: the variant id.
     shopify_variants: Vec<Vec<u64>>,
-    /// Per SKU: the WooCommerce (parent product, variation).
-    woo_variations: Vec<(u64, u64)>,
+    /// Per SKU: the WooCommerce (parent product, variation), or (0, product) for a simple
+    /// product.
+    woo_items: Vec<(u64, u64)>,
 }
 
 struct Rig {
@@ -807,7 +847,10 @@ impl Rig {
             );
         }
         let woo = WooSim::start(WooConfig {
-            products,
+            products: match woo_products() {
+                WooProducts::Variable => products,
+                WooProducts::Simple => as_simple_products(&products),
+            },
             webhook_concurrency: spec.woo_runners,
             ..WooConfig::default()
         })
@@ -939,13 +982,13 @@ impl Rig {
                 ids
             })
             .collect();
-        let mut woo_variations = vec![(0, 0); skus.len()];
+        let mut woo_items = vec![(0, 0); skus.len()];
         for item in woo.items() {
-            if let (Some(i), Some(parent)) = (index.get(&item.sku), item.parent_id) {
-                woo_variations[*i] = (parent, item.id);
+            if let Some(i) = index.get(&item.sku) {
+                woo_items[*i] = (item.parent_id.unwrap_or(0), item.id);
             }
         }
-        assert!(woo_variations.iter().all(|(p, v)| *p > 0 && *v > 0));
+        assert!(woo_items.iter().all(|(_, id)| *id > 0));
         // Nothing of the set-up counts; the runs start with full GraphQL buckets.
         let mut refill = Duration::ZERO;
         for tap in api_taps.iter().chain([&door]) {
@@ -970,7 +1013,7 @@ impl Rig {
                 skus,
                 index,
                 shopify_variants,
-                woo_variations,
+                woo_items,
             },
         }
     }
@@ -1024,9 +1067,9 @@ fn place(rig_stores: &Stores, ids: &CatalogIds, rng: &mut StdRng) -> Placed {
         let order = woocommerce::NewOrder::lines(
             lines
                 .iter()
-                .map(|(s, q)| {
-                    let (parent, id) = ids.woo_variations[*s];
-                    woocommerce::OrderLine::variation(parent, id, *q)
+                .map(|(s, q)| match ids.woo_items[*s] {
+                    (0, id) => woocommerce::OrderLine::product(id, *q),
+                    (parent, id) => woocommerce::OrderLine::variation(parent, id, *q),
                 })
                 .collect(),
         );
@@ -1160,7 +1203,7 @@ async fn run(rig: Rig, spec: RunSpec, set_up_took: Duration) -> RunResult {
         skus: rig.ids.skus.clone(),
         index: rig.ids.index.clone(),
         shopify_variants: rig.ids.shopify_variants.clone(),
-        woo_variations: rig.ids.woo_variations.clone(),
+        woo_items: rig.ids.woo_items.clone(),
     });
     let rate = spec.rate;
     let window = Duration::from_secs(spec.seconds);
@@ -1637,8 +1680,8 @@ fn push_windows(shopify: bool, exchanges: &[Exchange]) -> Vec<(u64, u64)> {
 
 /// Per SKU, the quantities WooCommerce accepted in 2xx-answered batch calls: (answered, quantity).
 fn woo_accepted(exchanges: &[Exchange], ids: &CatalogIds) -> Vec<Vec<(u64, i64)>> {
-    let by_variation: HashMap<u64, usize> = ids
-        .woo_variations
+    let by_item: HashMap<u64, usize> = ids
+        .woo_items
         .iter()
         .enumerate()
         .map(|(s, (_, v))| (*v, s))
@@ -1659,7 +1702,7 @@ fn woo_accepted(exchanges: &[Exchange], ids: &CatalogIds) -> Vec<Vec<(u64, i64)>
             else {
                 continue;
             };
-            if let Some(s) = by_variation.get(&id) {
+            if let Some(s) = by_item.get(&id) {
                 accepted[*s].push((answered, quantity));
             }
         }
@@ -1992,9 +2035,27 @@ fn print_summary_table(results: &[RunResult]) {
             ),
         );
     }
+    for r in results {
+        let by_store: Vec<String> = r
+            .calls
+            .iter()
+            .zip(CHANNELS)
+            .map(|(c, code)| {
+                format!(
+                    "{code} {:.3}",
+                    c.calls as f64 / r.placed_in_window.max(1) as f64
+                )
+            })
+            .collect();
+        println!(
+            "  {}: calls/order by store: {}",
+            r.label(),
+            by_store.join(", ")
+        );
+    }
     println!("  orders/s: placed on the stores; at door: order webhooks reaching stockhub per second; measured: window orders whose webhook reached stockhub (≥: some order's quantity had not reached every channel when the observation ended, so the figure is a lower bound)");
     println!("  p50/p99/max: order webhook at stockhub's door → every other channel's API has acknowledged the new quantity (simulators' side)");
-    println!("  calls/order: HTTP requests stockhub made to the three stores' APIs during the window (seen on the wire), per order placed;");
+    println!("  calls/order: HTTP requests stockhub made to the three stores' APIs during the window (seen on the wire), per order placed (by store: the same for each store's API); a WooCommerce store of variable products takes a call per product touched, as it sets variations only through each product's own endpoint;");
     println!("  (stockhub): its own stockhub_channel_api_calls_total; hub p50/p99: its stockhub_propagation_latency_ms histogram (bucket bounds, ms; per listing, from commit, origin channel included)");
 }
 
@@ -2228,12 +2289,16 @@ fn main() {
         PRODUCTS * VARIANTS_PER_PRODUCT
     );
     println!(
-        "  channels: {} and {} (simulated Shopify, Standard plan throttles unless said), {} (simulated WooCommerce: webhooks through its Action Scheduler, {} ms after the sale, {} runner by default)",
+        "  channels: {} and {} (simulated Shopify, Standard plan throttles unless said), {} (simulated WooCommerce: webhooks through its Action Scheduler, {} ms after the sale, {} runner by default; the SKUs {})",
         CHANNELS[0],
         CHANNELS[1],
         CHANNELS[2],
         WooConfig::default().webhook_delivery_delay_ms,
-        WooConfig::default().webhook_concurrency
+        WooConfig::default().webhook_concurrency,
+        match woo_products() {
+            WooProducts::Variable => format!("as variations of {PRODUCTS} variable products, set through each product's own variations/batch endpoint (STOCKHUB_BENCH_WOO_PRODUCTS=simple: as simple products)"),
+            WooProducts::Simple => format!("as {} simple products, set through products/batch (STOCKHUB_BENCH_WOO_PRODUCTS=simple)", PRODUCTS * VARIANTS_PER_PRODUCT),
+        }
     );
     println!(
         "  from {HIGH_RATE} orders/s the WooCommerce store runs {HIGH_RATE_WOO_RUNNERS} Action Scheduler runners (WordPress filter action_scheduler_queue_runner_concurrent_batches): one runner sends one webhook at a time and falls behind the ~{} webhooks/s that store's third of the orders needs, so stockhub would not see the nominal rate; latency counts from arrival at stockhub either way",
