@@ -66,8 +66,7 @@ use stockhub_sim::clock::monotonic_us;
 use stockhub_sim::seed::{CatalogSpec, DEFAULT_VARIANT_TITLE};
 use stockhub_sim::shopify::{self, ShopifyConfig, ShopifySim};
 use stockhub_sim::woocommerce::{self, WebhookSpec, WooConfig, WooSim};
-use stockhub_sim::{BucketConfig, Cause, DisplayEntry};
-use stockhub_sim::{ProductSeed, VariantSeed};
+use stockhub_sim::{BucketConfig, Cause, DisplayEntry, ProductSeed, VariantSeed};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 

@@ -42,7 +42,7 @@ use crate::http_util::{self, Lifecycle};
 use crate::seed::ProductSeed;
 use crate::SimError;
 use json::Site;
-use model::{Kind, State};
+use model::State;
 
 /// How a fake WooCommerce store starts.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -437,11 +437,7 @@ impl WooSim {
 }
 
 fn item_info(state: &State, item: &model::Item) -> ItemInfo {
-    let kind = match item.kind {
-        Kind::Simple => "simple",
-        Kind::Variable => "variable",
-        Kind::Variation => "variation",
-    };
+    let kind = item.kind.type_name();
     let stock_quantity = state
         .stock_holder(item.id)
         .and_then(|h| state.items.get(&h))

@@ -24,6 +24,17 @@ pub(crate) enum Kind {
     Variation,
 }
 
+impl Kind {
+    /// The item's `type`, as WooCommerce names it.
+    pub(crate) fn type_name(self) -> &'static str {
+        match self {
+            Self::Simple => "simple",
+            Self::Variable => "variable",
+            Self::Variation => "variation",
+        }
+    }
+}
+
 /// A product or a variation.
 #[derive(Debug, Clone)]
 pub(crate) struct Item {

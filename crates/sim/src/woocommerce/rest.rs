@@ -499,13 +499,7 @@ impl<'q> ItemFilter<'q> {
                 .include
                 .as_ref()
                 .is_none_or(|ids| ids.contains(&item.id))
-            && self.kind.is_none_or(|t| {
-                t == match item.kind {
-                    Kind::Variable => "variable",
-                    Kind::Variation => "variation",
-                    Kind::Simple => "simple",
-                }
-            })
+            && self.kind.is_none_or(|t| t == item.kind.type_name())
             && self
                 .stock_status
                 .is_none_or(|s| s == super::json::stock_status(state, item))
