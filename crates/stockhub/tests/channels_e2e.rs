@@ -55,7 +55,7 @@ async fn available(app: &TestApp, sku: &str, channel: &str) -> i64 {
         .unwrap()
 }
 
-/// The channel API calls stockhub made for pushes to one channel (`/metrics`).
+/// The requests stockhub sent to one channel's API (`/metrics`).
 async fn api_calls(app: &TestApp, channel: &str) -> u64 {
     app.services.metrics.api_calls(channel)
 }

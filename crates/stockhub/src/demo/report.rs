@@ -66,7 +66,7 @@ pub async fn figures(store: &Store) -> anyhow::Result<Figures> {
         .await?)
 }
 
-/// Channel API calls made for pushes so far, over the demo's channels.
+/// Requests sent to the demo's channels' APIs so far (pushes and reads).
 pub fn api_calls(metrics: &Metrics, stores: &[StoreAccess]) -> u64 {
     stores.iter().map(|s| metrics.api_calls(&s.code)).sum()
 }
@@ -151,7 +151,7 @@ pub struct Totals<'a> {
     pub counters: &'a Counters,
     pub start: &'a Figures,
     pub end: &'a Figures,
-    /// Channel API calls made for pushes during the stream.
+    /// Requests sent to the channels' APIs during the stream (pushes and reads).
     pub api_calls: u64,
     pub latency: Quantiles,
 }
@@ -193,7 +193,7 @@ pub fn final_summary(stores: &[StoreAccess], totals: &Totals<'_>) -> String {
     );
     out += &format!("  webhooks archived   {}\n", events.join(", "));
     out += &format!(
-        "  listings pushed     {pushed} in {api_calls} channel API calls ({:.2} calls per order)\n",
+        "  listings pushed     {pushed}, with {api_calls} channel API calls in all, pushes and reads ({:.2} calls per order)\n",
         *api_calls as f64 / orders.max(1) as f64
     );
     out += &format!(
